@@ -1,0 +1,8 @@
+"""Shared pytest set-up: each area keeps its fixtures in tests/fixtures/ and is listed here."""
+
+pytest_plugins = [
+    "tests.fixtures.devnet_fixtures",
+    "tests.fixtures.store_fixtures",
+    "tests.fixtures.config_fixtures",
+    "tests.fixtures.prefect_fixtures",
+]
