@@ -1,0 +1,88 @@
+"""Every deployment the system serves: which flow, its schedule, tags and default parameters."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+DAILY_CRON = "0 6 * * *"
+WEEKLY_CRON = "0 7 * * 1"
+MONTHLY_CRON = "0 8 1 * *"
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One deployment: a flow, where it lives, and when it runs by itself (None: on demand only)."""
+
+    flow_name: str
+    entrypoint: str
+    description: str
+    cron: str | None = None
+    tags: tuple[str, ...] = ()
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def module(self) -> str:
+        return self.entrypoint.split(":")[0].removesuffix(".py").replace("/", ".")
+
+    @property
+    def function(self) -> str:
+        return self.entrypoint.split(":")[1]
+
+    def load_flow(self):
+        """Import the flow object this spec points at."""
+        return getattr(importlib.import_module(self.module), self.function)
+
+
+DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
+    DeploymentSpec(
+        "daily-checks", "flows/daily_checks.py:daily_checks",
+        "Daily Operations: protocol health, infrastructure, security posture, maintenance, daily report.",
+        cron=DAILY_CRON, tags=("cadence", "daily"),
+    ),
+    DeploymentSpec(
+        "weekly-review", "flows/weekly_review.py:weekly_review",
+        "Weekly Activities: capacity planning, protocol assessment, weekly operations review.",
+        cron=WEEKLY_CRON, tags=("cadence", "weekly"),
+    ),
+    DeploymentSpec(
+        "monthly-review", "flows/monthly_review.py:monthly_review",
+        "Monthly Activities: security, performance and compliance reviews, governance participation.",
+        cron=MONTHLY_CRON, tags=("cadence", "monthly"),
+    ),
+    DeploymentSpec(
+        "parameter-change", "flows/parameter_change.py:parameter_change",
+        "Parameter Change Process: validate, analyse impact, approve, queue on the timelock, execute, verify.",
+        tags=("procedure", "governance"),
+    ),
+    DeploymentSpec(
+        "upgrade-rollout", "flows/upgrade_rollout.py:upgrade_rollout",
+        "Protocol Upgrades: pre-deployment checklist, go/no-go, rehearsal, staged rollout, verification.",
+        tags=("procedure", "governance"),
+    ),
+    DeploymentSpec(
+        "incident-response", "flows/incident_response.py:incident_response",
+        "Incident Response Workflow: triage, containment, evidence, resolution, post-incident report.",
+        tags=("procedure", "incident"),
+    ),
+    DeploymentSpec(
+        "emergency-pause", "flows/emergency_pause.py:emergency_pause",
+        "Contract Vulnerability Response: the guardian pauses the vault after the required approval.",
+        tags=("procedure", "incident"),
+    ),
+    DeploymentSpec(
+        "dr-drill", "flows/dr_drill.py:dr_drill",
+        "Disaster Recovery / Recovery Testing: back up, restore, validate, measure RTO and RPO.",
+        tags=("procedure", "resilience"),
+    ),
+)
+
+
+def spec_for(flow_name: str) -> DeploymentSpec:
+    """The spec of a flow by its name, with a clear error listing the names that exist."""
+    for spec in DEPLOYMENTS:
+        if spec.flow_name == flow_name:
+            return spec
+    names = ", ".join(spec.flow_name for spec in DEPLOYMENTS)
+    raise KeyError(f"unknown flow {flow_name!r}: choose one of {names}")

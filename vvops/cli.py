@@ -1,0 +1,351 @@
+"""`vvops`: bring the system up, run a flow now, check config, manage the devnet and the store.
+
+Prefect is imported only inside the commands that need it, after the runtime environment is set,
+so that `vvops config check` stays fast and every child process sees the same API URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from vvops import paths
+from vvops.services import DEFAULT_PREFECT_PORT
+
+EXIT_OK, EXIT_WARN, EXIT_CRIT, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except CliError as exc:
+        print(f"vvops: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+class CliError(Exception):
+    """An expected failure with a message for the user (no traceback)."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vvops", description="VeritasVault Ops: the operations playbook as Prefect flows.")
+    sub = parser.add_subparsers(title="commands")
+
+    up = sub.add_parser("up", help="start devnet, store, Prefect server and every deployment (foreground; Ctrl-C stops all)")
+    up.add_argument("--environment", "-e", default="devnet")
+    up.add_argument("--port", type=int, default=DEFAULT_PREFECT_PORT, help="Prefect server/UI port (default 4200)")
+    up.add_argument("--anvil-port", type=int, default=8545)
+    up.add_argument("--no-devnet", action="store_true", help="do not start the local devnet")
+    up.add_argument("--activity-interval", type=float, default=2.0, help="seconds between synthetic devnet transactions (0: none)")
+    up.set_defaults(handler=_cmd_up)
+
+    run = sub.add_parser("run", help="run one flow now and wait for it")
+    run.add_argument("flow", help="flow name, e.g. daily-checks")
+    run.add_argument("--environment", "-e", default="devnet")
+    run.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE", help="flow parameter (JSON values allowed)")
+    run.add_argument("--json", action="store_true", help="print a JSON summary")
+    run.set_defaults(handler=_cmd_run)
+
+    status = sub.add_parser("status", help="say what is up")
+    status.add_argument("--port", type=int, default=DEFAULT_PREFECT_PORT)
+    status.set_defaults(handler=_cmd_status)
+
+    config = sub.add_parser("config", help="configuration commands").add_subparsers(title="config commands")
+    check = config.add_parser("check", help="validate every file in config/")
+    check.add_argument("--environment", "-e", default=None, help="validate one environment (default: all)")
+    check.add_argument("--config-dir", type=Path, default=None)
+    check.set_defaults(handler=_cmd_config_check)
+
+    devnet = sub.add_parser("devnet", help="the local anvil devnet").add_subparsers(title="devnet commands")
+    dup = devnet.add_parser("up", help="start anvil, deploy the contracts, keep synthetic activity going (foreground)")
+    dup.add_argument("--port", type=int, default=8545)
+    dup.add_argument("--block-time", type=float, default=None, help="seconds per block (default: mine on each tx)")
+    dup.add_argument("--activity-interval", type=float, default=2.0)
+    dup.set_defaults(handler=_cmd_devnet_up)
+    devnet.add_parser("down", help="stop a devnet started by `vvops devnet up`").set_defaults(handler=_cmd_devnet_down)
+    devnet.add_parser("status", help="is the devnet up").set_defaults(handler=_cmd_devnet_status)
+
+    store = sub.add_parser("store", help="the ops store").add_subparsers(title="store commands")
+    store.add_parser("migrate", help="upgrade the store schema to head").set_defaults(handler=_cmd_store_migrate)
+    store.add_parser("current", help="print the store's schema revision").set_defaults(handler=_cmd_store_current)
+    verify = store.add_parser("verify-audit", help="verify the hash chain of the audit log")
+    verify.set_defaults(handler=_cmd_store_verify_audit)
+
+    blocks = sub.add_parser("blocks", help="Prefect blocks").add_subparsers(title="blocks commands")
+    reg = blocks.add_parser("register", help="register the chain, Slack and store blocks from config")
+    reg.add_argument("--environment", "-e", default="devnet")
+    reg.set_defaults(handler=_cmd_blocks_register)
+    return parser
+
+
+# --- config -------------------------------------------------------------------------------------------
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from vvops.config import check_config, config_summary
+
+    config_dir = args.config_dir or paths.config_dir()
+    problems = check_config(config_dir, args.environment)
+    if problems:
+        for line in problems:
+            print(line)
+        print(f"{len(problems)} problem(s) in {config_dir}", file=sys.stderr)
+        return 1
+    print(f"config OK: {config_summary(config_dir)}")
+    return 0
+
+
+def _require_valid_config(environment: str) -> None:
+    from vvops.config import check_config
+
+    problems = check_config(paths.config_dir(), environment)
+    if problems:
+        raise CliError("configuration is invalid:\n" + "\n".join(problems) + "\n(fix the lines above; `vvops config check` re-checks)")
+
+
+# --- store --------------------------------------------------------------------------------------------
+
+
+def _cmd_store_migrate(args: argparse.Namespace) -> int:
+    from vvops.store.db import default_store_url, migrate, redact_url
+
+    url = default_store_url()
+    migrate(url)
+    print(f"store migrated: {redact_url(url)}")
+    return 0
+
+
+def _cmd_store_current(args: argparse.Namespace) -> int:
+    from vvops.store.db import current_revision, default_store_url
+
+    print(current_revision(default_store_url()) or "(empty: run `vvops store migrate`)")
+    return 0
+
+
+def _cmd_store_verify_audit(args: argparse.Namespace) -> int:
+    from vvops.store.audit import verify_audit_chain
+    from vvops.store.db import default_store_url, make_engine, session_scope
+
+    with session_scope(make_engine(default_store_url())) as session:
+        result = verify_audit_chain(session)
+    print(f"audit chain {'OK' if result.ok else 'BROKEN'}: {result.checked} rows checked" + ("" if result.ok else f"; first bad row {result.first_bad_id}: {result.reason}"))
+    return 0 if result.ok else 1
+
+
+# --- devnet -------------------------------------------------------------------------------------------
+
+
+def _cmd_devnet_up(args: argparse.Namespace) -> int:
+    from vvops.devnet.service import devnet_up
+
+    devnet_up(port=args.port, block_time=args.block_time, activity_interval=args.activity_interval)
+    return 0
+
+
+def _cmd_devnet_down(args: argparse.Namespace) -> int:
+    from vvops.devnet.service import devnet_down
+
+    devnet_down()
+    return 0
+
+
+def _cmd_devnet_status(args: argparse.Namespace) -> int:
+    from vvops.devnet.service import devnet_status
+
+    status = devnet_status()
+    print(json.dumps(status, indent=2, default=str))
+    return 0 if status.get("running") else 1
+
+
+# --- blocks -------------------------------------------------------------------------------------------
+
+
+def _cmd_blocks_register(args: argparse.Namespace) -> int:
+    from vvops.services import apply_prefect_runtime_env, api_is_healthy
+
+    env = apply_prefect_runtime_env()
+    if not api_is_healthy(env["PREFECT_API_URL"]):
+        raise CliError(f"Prefect API at {env['PREFECT_API_URL']} is not answering: start it with `vvops up`")
+    from blocks.register import register_blocks
+
+    for line in register_blocks(environment=args.environment):
+        print(line)
+    return 0
+
+
+# --- up -----------------------------------------------------------------------------------------------
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from vvops.services import Supervisor, apply_prefect_runtime_env, prefect_api_url, start_prefect_server
+
+    started = time.monotonic()
+    api_url = prefect_api_url(args.port)
+    apply_prefect_runtime_env(api_url=api_url)
+    _require_valid_config(args.environment)
+    # `serve` and our clean-up run on KeyboardInterrupt: make SIGTERM (systemd, kill) take the same path.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+    supervisor = Supervisor()
+    devnet = None
+    try:
+        if not args.no_devnet and args.environment == "devnet":
+            from vvops.devnet.service import start_devnet_background
+
+            devnet = start_devnet_background(port=args.anvil_port, activity_interval=args.activity_interval or None)
+            print(f"devnet     anvil on {devnet.info.rpc_url} (chain {devnet.info.chain_id}); addresses in {paths.devnet_file()}")
+
+        from vvops.store.db import default_store_url, migrate, redact_url
+
+        store_url = default_store_url()
+        migrate(store_url)
+        print(f"store      {redact_url(store_url)} (migrated to head)")
+
+        server, took = start_prefect_server(supervisor, port=args.port)
+        where = f"started in {took:.1f} s, log {server.log}" if server else "already running"
+        print(f"prefect    UI http://127.0.0.1:{args.port}  API {api_url} ({where})")
+
+        from blocks.register import register_blocks
+
+        for line in register_blocks(environment=args.environment):
+            print(f"blocks     {line}")
+
+        from deployments import DEPLOYMENTS
+        from deployments.serve import runner_deployments
+
+        deployments = runner_deployments(environment=args.environment)
+        for spec in DEPLOYMENTS:
+            print(f"deployment {spec.flow_name}/{args.environment:<10} {spec.cron or 'on demand'}")
+        print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
+
+        from prefect import serve
+
+        serve(*deployments, print_starting_message=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping ...", flush=True)
+        if devnet is not None:
+            devnet.stop()
+        supervisor.stop_all()
+        print("stopped", flush=True)
+    return 0
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+# --- run and status -----------------------------------------------------------------------------------
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--param {pair!r}: expected KEY=VALUE", exit_code=2)
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from vvops.services import api_is_healthy, apply_prefect_runtime_env
+
+    env = apply_prefect_runtime_env()
+    if not api_is_healthy(env["PREFECT_API_URL"]):
+        raise CliError(f"Prefect API at {env['PREFECT_API_URL']} is not answering: start the system with `./vv up` first", EXIT_UNKNOWN)
+    from deployments import spec_for
+
+    try:
+        spec = spec_for(args.flow)
+    except KeyError as exc:
+        raise CliError(str(exc.args[0]), exit_code=2) from None
+    flow = spec.load_flow()
+    params = {"environment": args.environment, **_parse_params(args.param)}
+    state = flow(**params, return_state=True)
+    result = state.result(raise_on_failure=False)
+    summary = run_summary(state, result)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(f"{spec.flow_name}: {summary['state']} (flow run {summary['flow_run_id']})")
+        for check in summary.get("checks", []):
+            print(f"  {check['status']:<5} {check['id']}: {check.get('message', '')}")
+    return monitoring_exit_code(summary)
+
+
+def run_summary(state: Any, result: Any) -> dict[str, Any]:
+    """What `vvops run --json` prints: the run's id and state plus whatever the flow summarised."""
+    summary: dict[str, Any] = {"flow_run_id": str(state.state_details.flow_run_id), "state": state.type.value}
+    if isinstance(result, dict):
+        summary.update({k: v for k, v in result.items() if k not in summary})
+    elif isinstance(result, BaseException):
+        summary["error"] = f"{type(result).__name__}: {result}"
+    return summary
+
+
+def monitoring_exit_code(summary: dict[str, Any]) -> int:
+    """Exit like a monitoring plugin: 0 ok, 1 warn, 2 crit, 3 unknown (a check or the run failed)."""
+    if summary.get("state") != "COMPLETED":
+        return EXIT_UNKNOWN
+    statuses = {check.get("status") for check in summary.get("checks", [])}
+    if "error" in statuses:
+        return EXIT_UNKNOWN
+    if "crit" in statuses:
+        return EXIT_CRIT
+    if "warn" in statuses:
+        return EXIT_WARN
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from vvops.services import api_is_healthy, prefect_api_url
+
+    api_url = prefect_api_url(args.port)
+    report: dict[str, Any] = {"prefect": {"api_url": api_url, "healthy": api_is_healthy(api_url)}}
+    if report["prefect"]["healthy"]:
+        report["prefect"]["deployments"] = _deployment_names(api_url)
+    from vvops.devnet.service import devnet_status
+
+    report["devnet"] = devnet_status()
+    try:
+        from vvops.store.db import current_revision, default_store_url, redact_url
+
+        url = default_store_url()
+        report["store"] = {"url": redact_url(url), "revision": current_revision(url)}
+    except Exception as exc:  # status must report, not crash
+        report["store"] = {"error": str(exc)}
+    print(json.dumps(report, indent=2, default=str))
+    return 0 if report["prefect"]["healthy"] else 1
+
+
+def _deployment_names(api_url: str) -> list[str]:
+    import httpx
+
+    response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=5)
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{api_url}/flows/filter", json={"limit": 200}, timeout=5).json()}
+    return sorted(f"{flows.get(d['flow_id'], '?')}/{d['name']}" for d in response.json())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Child processes of `vvops up`: started in their own session, logged to files, always stopped together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from vvops import paths
+
+DEFAULT_PREFECT_PORT = 4200
+
+
+class ServiceError(RuntimeError):
+    """A service could not start or answer; the message says which and where its log is."""
+
+
+def prefect_api_url(port: int = DEFAULT_PREFECT_PORT, host: str = "127.0.0.1") -> str:
+    return f"http://{host}:{port}/api"
+
+
+def prefect_runtime_env(*, api_url: str | None = None) -> dict[str, str]:
+    """Environment for every process that talks to Prefect: our API URL and a Prefect home under the state dir."""
+    env = {
+        "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(paths.state_dir() / "prefect")),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"),
+    }
+    env["PREFECT_API_URL"] = api_url or os.environ.get("PREFECT_API_URL") or prefect_api_url()
+    return env
+
+
+def apply_prefect_runtime_env(*, api_url: str | None = None) -> dict[str, str]:
+    """Put the Prefect runtime environment into os.environ (before prefect is imported) and return it."""
+    env = prefect_runtime_env(api_url=api_url)
+    os.environ.update(env)
+    Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def api_is_healthy(api_url: str, *, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for_api(api_url: str, *, timeout: float, process: subprocess.Popen | None = None, log: Path | None = None) -> float:
+    """Wait until the Prefect API answers /health; return the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if api_is_healthy(api_url):
+            return time.monotonic() - started
+        if process is not None and process.poll() is not None:
+            raise ServiceError(f"Prefect server exited with code {process.returncode}; see {log}{_log_tail(log)}")
+        time.sleep(0.25)
+    raise ServiceError(f"Prefect server did not answer {api_url}/health within {timeout:.0f} s; see {log}{_log_tail(log)}")
+
+
+def _log_tail(log: Path | None, lines: int = 15) -> str:
+    if log is None or not log.exists():
+        return ""
+    tail = log.read_text(errors="replace").splitlines()[-lines:]
+    return "\n  " + "\n  ".join(tail) if tail else ""
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self, *, timeout: float = 15.0) -> None:
+        """SIGTERM the process group, then SIGKILL what is left: nothing outlives `vvops up`."""
+        if self.process.poll() is not None:
+            return
+        _signal_group(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class Supervisor:
+    """Starts child processes in their own process groups and stops them in reverse order."""
+
+    log_dir: Path = field(default_factory=lambda: paths.state_dir() / "logs")
+    children: list[ManagedProcess] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> ManagedProcess:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{name}.log"
+        handle = log.open("ab")
+        process = subprocess.Popen(
+            argv,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        handle.close()
+        child = ManagedProcess(name=name, process=process, log=log)
+        self.children.append(child)
+        return child
+
+    def stop_all(self) -> None:
+        while self.children:
+            self.children.pop().stop()
+
+
+def start_prefect_server(supervisor: Supervisor, *, port: int, timeout: float = 120.0) -> tuple[ManagedProcess | None, float]:
+    """Start `prefect server start` unless one already answers on the port; return it and its start-up time."""
+    api_url = prefect_api_url(port)
+    if api_is_healthy(api_url):
+        return None, 0.0
+    child = supervisor.start(
+        "prefect-server",
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=prefect_runtime_env(api_url=api_url),
+    )
+    took = wait_for_api(api_url, timeout=timeout, process=child.process, log=child.log)
+    return child, took
