@@ -322,7 +322,8 @@ def test_outbox_claims_in_order_with_a_lease(any_store_engine) -> None:
         assert all(r.status == "sending" and r.claimed_by == "w1" and r.attempts == 1 for r in batch)
         assert batch[0].lease_expires_at == now + timedelta(seconds=60)
     with session_scope(any_store_engine) as session:
-        assert [r.id for r in claim_next(session, worker_id="w2", now=now, lease_seconds=60)] == ids[2:]
+        w2_now = now + timedelta(seconds=30)
+        assert [r.id for r in claim_next(session, worker_id="w2", now=w2_now, lease_seconds=60)] == ids[2:]
         assert claim_next(session, worker_id="w3", now=now + timedelta(seconds=30), lease_seconds=60) == []
     # w1's lease runs out: the two rows go to w3, and w1 can no longer mark them.
     later = now + timedelta(seconds=61)
@@ -335,7 +336,8 @@ def test_outbox_claims_in_order_with_a_lease(any_store_engine) -> None:
     with session_scope(any_store_engine) as session:
         row = session.get(NotificationOutbox, ids[0])
         assert (row.status, row.slack_ts, row.slack_channel_id, row.sent_at) == ("sent", "1.0001", "C1", later)
-        assert claim_next(session, worker_id="w4", now=later + timedelta(hours=1), lease_seconds=5, limit=10)[0].id != ids[0]
+        batch = claim_next(session, worker_id="w4", now=later + timedelta(hours=1), lease_seconds=5, limit=10)
+        assert [r.id for r in batch] == ids[1:]
 
 
 def test_outbox_mark_failed_retries_then_gives_up(any_store_engine) -> None:
@@ -384,7 +386,6 @@ def test_concurrent_workers_never_claim_the_same_row(any_store_engine) -> None:
     assert not errors, errors
     every = [i for ids in claimed.values() for i in ids]
     assert len(every) == len(set(every)) == total
-    assert sum(1 for ids in claimed.values() if ids) >= 2 or any_store_engine.dialect.name == "sqlite"
 
 
 # --------------------------------------------------------------------------- URLs and errors

@@ -209,7 +209,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
             from vvops.devnet.service import start_devnet_background
 
             devnet = start_devnet_background(port=args.anvil_port, activity_interval=args.activity_interval or None)
-            print(f"devnet     anvil on {devnet.info.rpc_url} (chain {devnet.info.chain_id}); addresses in {paths.devnet_file()}")
+            anvil, info, _activity = devnet
+            print(f"devnet     anvil on {info.rpc_url} (chain {info.chain_id}); addresses in {paths.devnet_file()}")
 
         from vvops.store.db import default_store_url, migrate, redact_url
 
@@ -242,7 +243,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
     finally:
         print("stopping ...", flush=True)
         if devnet is not None:
-            devnet.stop()
+            from vvops.devnet.service import stop_devnet_background
+
+            stop_devnet_background(devnet[0], devnet[2])
         supervisor.stop_all()
         print("stopped", flush=True)
     return 0

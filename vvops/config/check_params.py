@@ -67,7 +67,7 @@ class HttpEndpointsParams(Params):
         names = [e.name for e in self.endpoints]
         for n in names:
             if names.count(n) > 1:
-                raise problem(f"endpoint name '{n}' is used twice", "give each endpoint its own name")
+                raise problem(f"endpoint name '{n}' is used twice", "give each endpoint its own name", at="endpoints")
         return self
 
 
@@ -117,7 +117,7 @@ class AccessLogsParams(Params):
     def _prefixes(self) -> AccessLogsParams:
         for p in self.admin_path_prefixes:
             if not p.startswith("/"):
-                raise problem(f"admin path prefix '{p}' does not start with /", f"write /{p}")
+                raise problem(f"admin path prefix '{p}' does not start with /", f"write /{p}", at="admin_path_prefixes")
         return self
 
 
@@ -175,7 +175,7 @@ class LogRotationParams(Params):
     def _order(self) -> LogRotationParams:
         if self.compress_after_days >= self.retention_days:
             raise problem("compress_after_days is not before retention_days",
-                          "compress logs before they are deleted")
+                          "compress logs before they are deleted", at="compress_after_days")
         return self
 
 

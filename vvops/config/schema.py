@@ -44,9 +44,13 @@ SlackChannelKey = Literal["ops", "alerts", "incidents", "approvals", "reports"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
-def problem(message: str, hint: str) -> PydanticCustomError:
-    """A validation error the loader prints as `message (hint)`."""
-    return PydanticCustomError("vvops", "{message}", {"message": message, "hint": hint})
+def problem(message: str, hint: str, *, at: str | None = None) -> PydanticCustomError:
+    """A validation error the loader prints as `message (hint)`; `at` names the key inside the
+    model being validated that the problem is about (appended to the key path)."""
+    ctx = {"message": message, "hint": hint}
+    if at:
+        ctx["at"] = at
+    return PydanticCustomError("vvops", "{message}", ctx)
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...], *, fallback: str | None = None) -> str:
@@ -281,7 +285,8 @@ class StoreSettings(Frozen):
     @model_validator(mode="after")
     def _no_password(self) -> StoreSettings:
         if "://" not in self.url:
-            raise problem("url is not a database URL", "write sqlite:///ops.db; set VVOPS_STORE_URL for PostgreSQL")
+            raise problem("url is not a database URL", "write sqlite:///ops.db; set VVOPS_STORE_URL for PostgreSQL",
+                          at="url")
         return self
 
     def resolved_url(self, *, environ: dict[str, str] | None = None, state_dir: Path | None = None) -> SecretStr:
@@ -331,7 +336,7 @@ class Parameter(Frozen):
     @model_validator(mode="after")
     def _order(self) -> Parameter:
         if self.min > self.max:
-            raise problem(f"min ({self.min}) is larger than max ({self.max})", "swap them")
+            raise problem(f"min ({self.min}) is larger than max ({self.max})", "swap them", at="min")
         return self
 
     def allows(self, value: int) -> bool:
@@ -423,14 +428,14 @@ class Threshold(Frozen):
     def _order(self) -> Threshold:
         w, c = self.warn, self.crit
         if w is None and c is None:
-            raise problem("a threshold needs warn, crit or both", "add crit: <value>")
+            raise problem("a threshold needs warn, crit or both", "add crit: <value>", at="crit")
         if w is not None and c is not None:
             if self.direction == "above" and not w < c:
                 raise problem(f"warn ({_num(w)}) must be below crit ({_num(c)}) when direction is above",
-                              "with direction: above a higher value is worse, so warn < crit")
+                              "with direction: above a higher value is worse, so warn < crit", at="warn")
             if self.direction == "below" and not w > c:
                 raise problem(f"warn ({_num(w)}) must be above crit ({_num(c)}) when direction is below",
-                              "with direction: below a lower value is worse, so warn > crit")
+                              "with direction: below a lower value is worse, so warn > crit", at="warn")
         return self
 
     def evaluate(self, value: float) -> Literal["ok", "warn", "crit"]:
@@ -596,7 +601,7 @@ class Override(Frozen):
     def _order(self) -> Override:
         a, b = self.start, self.end
         if (a.tzinfo is None) == (b.tzinfo is None) and b <= a:
-            raise problem("end must be after start", "check the dates of the override")
+            raise problem("end must be after start", "check the dates of the override", at="end")
         return self
 
 
@@ -617,18 +622,18 @@ class Rotation(Frozen):
     def _consistent(self) -> Rotation:
         if self.handoff == "weekly":
             if self.handoff_day is None:
-                raise problem("a weekly rotation needs handoff_day", "add handoff_day: monday (or another weekday)")
+                raise problem("a weekly rotation needs handoff_day", "add handoff_day: monday (or another weekday)", at="handoff_day")
             want = WEEKDAYS.index(self.handoff_day)
             if self.start.weekday() != want:
                 fix = self.start + timedelta(days=(want - self.start.weekday()) % 7)
                 raise problem(f"start {self.start.isoformat()} is a {WEEKDAYS[self.start.weekday()]} "
-                              f"but handoff_day is {self.handoff_day}", f"use start: {fix.isoformat()}")
+                              f"but handoff_day is {self.handoff_day}", f"use start: {fix.isoformat()}", at="start")
         elif self.handoff_day is not None:
-            raise problem("handoff_day is only used by weekly rotations", "remove it or use handoff: weekly")
+            raise problem("handoff_day is only used by weekly rotations", "remove it or use handoff: weekly", at="handoff_day")
         seen = set()
         for m in self.members:
             if m in seen:
-                raise problem(f"'{m}' is listed twice in members", "list each person once")
+                raise problem(f"'{m}' is listed twice in members", "list each person once", at="members")
             seen.add(m)
         return self
 
@@ -666,7 +671,8 @@ class SeverityLevel(Frozen):
     def _order(self) -> SeverityLevel:
         if self.ack_sla_minutes > self.response_sla_minutes:
             raise problem("ack_sla_minutes is longer than response_sla_minutes",
-                          "acknowledging comes before responding: ack_sla_minutes <= response_sla_minutes")
+                          "acknowledging comes before responding: ack_sla_minutes <= response_sla_minutes",
+                          at="ack_sla_minutes")
         return self
 
 
@@ -751,10 +757,10 @@ class ApprovalPolicy(Frozen):
     @model_validator(mode="after")
     def _quorum(self) -> ApprovalPolicy:
         if self.quorum == 0 and not self.auto_approve_severities:
-            raise problem("quorum 0 means nobody approves", "use quorum: 1 or more")
+            raise problem("quorum 0 means nobody approves", "use quorum: 1 or more", at="quorum")
         if self.escalate_after_minutes and self.escalate_after_minutes >= self.expiry_minutes:
             raise problem("escalate_after_minutes is not before expiry_minutes",
-                          "escalate before the request expires")
+                          "escalate before the request expires", at="escalate_after_minutes")
         return self
 
     def for_environment(self, environment: str | None) -> ApprovalPolicy:

@@ -79,6 +79,14 @@ def _unavailable_on_error(url: str, what: str) -> Iterator[None]:
         raise StoreUnavailable(f"{what}: invalid store URL {redact_url(url)}: {_scrub(str(error), url)}") from None
 
 
+@contextmanager
+def _driver_missing(url: str) -> Iterator[None]:
+    try:
+        yield
+    except ImportError as error:
+        raise StoreUnavailable(f"creating engine: no database driver for {redact_url(url)}: {error}") from None
+
+
 def default_store_url() -> str:
     """`VVOPS_STORE_URL` if set, else a SQLite file `ops.db` under the state directory (created if missing)."""
     url = os.environ.get(STORE_URL_ENV, "").strip()
@@ -98,7 +106,7 @@ def is_sqlite(url_or_engine: str | Engine) -> bool:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An Engine for the store: SQLite gets WAL, foreign keys and a busy timeout; PostgreSQL gets pool_pre_ping."""
-    with _unavailable_on_error(url, "creating engine"):
+    with _unavailable_on_error(url, "creating engine"), _driver_missing(url):
         if is_sqlite(url):
             connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
             connect_args.update(kwargs.pop("connect_args", {}))

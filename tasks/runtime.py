@@ -1,0 +1,65 @@
+"""What a flow run needs from its surroundings: the validated config, the store, the chain connection.
+
+Blocks registered by `vvops up` win (they are what an operator edits in the UI); without them the
+same values come from config/, so a flow also runs under a bare test server.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from prefect.logging import get_run_logger
+from sqlalchemy.engine import Engine
+
+from blocks.register import STORE_BLOCK, chain_block_name
+from vvops.chain.rpc import RpcClient
+from vvops.config import OpsConfig, devnet_rpc_url, load_config, resolve_env
+from vvops.store.db import default_store_url, make_engine
+
+@lru_cache(maxsize=8)
+def ops_config(environment: str) -> OpsConfig:
+    """The validated configuration for an environment (raises ConfigError with every problem)."""
+    return load_config(environment=environment)
+
+
+def _load_block(block_type, name: str):
+    try:
+        return block_type.load(name)
+    except ValueError:  # Prefect raises ValueError when no block document has this name
+        return None
+
+
+def store_url() -> str:
+    from blocks.store import OpsStore
+
+    block = _load_block(OpsStore, STORE_BLOCK)
+    return block.sqlalchemy_url() if block is not None else default_store_url()
+
+
+@lru_cache(maxsize=4)
+def _engine_for(url: str) -> Engine:
+    return make_engine(url)
+
+
+def store_engine() -> Engine:
+    return _engine_for(store_url())
+
+
+def rpc_urls_from_config(environment: str) -> list[str]:
+    """The environment's RPC URLs in priority order with `from-devnet` and ${VAR} resolved."""
+    urls = []
+    for url in ops_config(environment).env.rpc_urls:
+        urls.append(devnet_rpc_url() if url == "from-devnet" else resolve_env(url))
+    return urls
+
+
+def rpc_client(environment: str) -> RpcClient:
+    """A failover JSON-RPC client for the environment's chain: the chain block's URLs, else config's."""
+    from blocks.chain import ChainConnection
+
+    block = _load_block(ChainConnection, chain_block_name(environment))
+    if block is not None:
+        return RpcClient(block.urls(), timeout_s=block.request_timeout_s)
+    get_run_logger().info("no %s block registered: using RPC URLs from config", chain_block_name(environment))
+    env = ops_config(environment).env
+    return RpcClient(rpc_urls_from_config(environment), timeout_s=env.rpc_timeout_s)

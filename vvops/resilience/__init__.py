@@ -1,0 +1,1 @@
+"""Operational Resilience: backups, restores and the evidence a recovery drill produces."""
