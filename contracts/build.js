@@ -60,7 +60,7 @@ const input = {
     outputSelection: {
       "*": {
         "": ["ast"],
-        "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "storageLayout"],
+        "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences", "storageLayout"],
       },
     },
   },
@@ -106,6 +106,10 @@ for (const [unit, contracts] of Object.entries(output.contracts || {})) {
       abi: c.abi,
       bytecode: c.evm.bytecode.object ? "0x" + c.evm.bytecode.object : "0x",
       deployedBytecode: c.evm.deployedBytecode.object ? "0x" + c.evm.deployedBytecode.object : "0x",
+      // Byte ranges of immutables in deployedBytecode: filled at deploy time, masked when comparing code hashes.
+      immutableReferences: Object.values(c.evm.deployedBytecode.immutableReferences || {})
+        .flat()
+        .sort((a, b) => a.start - b.start),
       storageLayout: c.storageLayout || { storage: [], types: null },
       compiler,
       sourceHash,

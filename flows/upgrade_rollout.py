@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from eth_utils import keccak
 from prefect import flow
 
-from tasks.chain import read_code_hash, read_contract_state
+from tasks.chain import read_code, read_contract_state
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
 from tasks.store import audit
 from vvops.config import devnet_address
-from vvops.devnet.artifacts import deployed_bytecode_of, storage_layout_of
-from vvops.procedures.upgrades import storage_layout_problems
+from vvops.devnet.artifacts import deployed_bytecode_of, load_artifact, storage_layout_of
+from vvops.procedures.upgrades import masked_code_hash, storage_layout_problems
 
 
 @flow(name="upgrade-rollout", log_prints=True)
@@ -25,8 +24,9 @@ def upgrade_rollout(
     """Run the pre-deployment checklist; an unapproved bytecode or an incompatible layout stops the rollout."""
     cfg = ops_config(environment)
     address = devnet_address(new_implementation) if new_implementation.startswith("from-devnet:") else new_implementation
-    expected_hash = "0x" + keccak(deployed_bytecode_of(new_artifact)).hex()
-    actual_hash = read_code_hash(environment=environment, address=address)
+    immutables = load_artifact(new_artifact).get("immutableReferences", [])
+    expected_hash = masked_code_hash(deployed_bytecode_of(new_artifact), immutables)
+    actual_hash = masked_code_hash(read_code(environment=environment, address=address), immutables)
     layout_problems = storage_layout_problems(storage_layout_of(cfg.contract(contract).artifact), storage_layout_of(new_artifact))
     current = read_contract_state(environment=environment, contract=contract)
     checklist = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_utils import keccak
 from prefect import task
 from prefect.tasks import exponential_backoff
 
@@ -58,10 +57,9 @@ def read_contract_state(*, environment: str, contract: str) -> dict[str, Any]:
         }
 
 
-@task(name="read-code-hash", **NETWORK_RETRIES)
-def read_code_hash(*, environment: str, address: str) -> str:
-    """keccak256 of the runtime bytecode deployed at an address ("0x" + 64 hex)."""
+@task(name="read-code", **NETWORK_RETRIES)
+def read_code(*, environment: str, address: str) -> bytes:
+    """The runtime bytecode deployed at an address (empty for an account without code)."""
     with rpc_client(environment) as rpc:
-        code = rpc.call("eth_getCode", [address, "latest"])
-    return "0x" + keccak(hexstr=code).hex()
+        return bytes.fromhex(rpc.call("eth_getCode", [address, "latest"])[2:])
 

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.store_fixtures",
     "tests.fixtures.config_fixtures",
     "tests.fixtures.prefect_fixtures",
+    "tests.fixtures.ops_fixtures",
 ]

@@ -434,3 +434,21 @@ def test_default_store_url(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("VVOPS_HOME", str(tmp_path / "state"))
     assert default_store_url() == f"sqlite:///{tmp_path / 'state' / 'ops.db'}"
     assert (tmp_path / "state").is_dir()
+
+
+def test_metric_labels_key_is_canonical() -> None:
+    assert Metric.make_labels_key({"vault": "main", "chain": "1"}) == '{"chain":"1","vault":"main"}'
+    assert Metric.make_labels_key(None) == "{}"
+    assert Metric.make_labels_key({"a": "1,b=2"}) != Metric.make_labels_key({"a": "1", "b": "2"})
+
+
+def test_immediate_session_takes_the_write_lock_up_front(store_engine) -> None:
+    with session_scope(store_engine, immediate=True) as session:
+        assert session.connection().exec_driver_sql("SELECT 1").scalar() == 1
+        other = store_engine.raw_connection()
+        try:
+            other.execute("PRAGMA busy_timeout=0")
+            with pytest.raises(Exception, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        finally:
+            other.close()

@@ -237,7 +237,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
         from prefect import serve
 
-        serve(*deployments, print_starting_message=False)
+        # Keep schedules active across restarts: `up` stops the server with the runner, so nothing piles up.
+        serve(*deployments, print_starting_message=False, pause_on_shutdown=False)
     except KeyboardInterrupt:
         pass
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -143,7 +143,8 @@ def _rpc_url(v: str) -> str:
     if v == FROM_DEVNET:
         return v
     if v.startswith(FROM_DEVNET):
-        raise problem(f"'{v}' is not a valid RPC URL", f"write exactly '{FROM_DEVNET}' to read rpc_url from .vvops/devnet.json")
+        raise problem(f"'{v}' is not a valid RPC URL",
+                      f"write exactly '{FROM_DEVNET}' to read rpc_url from .vvops/devnet.json")
     return _url(v, ("http", "https", "ws", "wss"))
 
 
@@ -622,14 +623,16 @@ class Rotation(Frozen):
     def _consistent(self) -> Rotation:
         if self.handoff == "weekly":
             if self.handoff_day is None:
-                raise problem("a weekly rotation needs handoff_day", "add handoff_day: monday (or another weekday)", at="handoff_day")
+                raise problem("a weekly rotation needs handoff_day", "add handoff_day: monday (or another weekday)",
+                              at="handoff_day")
             want = WEEKDAYS.index(self.handoff_day)
             if self.start.weekday() != want:
                 fix = self.start + timedelta(days=(want - self.start.weekday()) % 7)
                 raise problem(f"start {self.start.isoformat()} is a {WEEKDAYS[self.start.weekday()]} "
                               f"but handoff_day is {self.handoff_day}", f"use start: {fix.isoformat()}", at="start")
         elif self.handoff_day is not None:
-            raise problem("handoff_day is only used by weekly rotations", "remove it or use handoff: weekly", at="handoff_day")
+            raise problem("handoff_day is only used by weekly rotations", "remove it or use handoff: weekly",
+                          at="handoff_day")
         seen = set()
         for m in self.members:
             if m in seen:
@@ -882,6 +885,11 @@ class OpsConfig(Frozen):
     def severity(self, severity: str) -> SeverityLevel:
         return self.oncall.severities.get(severity)
 
+    def resolve_rpc_urls(self, *, devnet_json: dict | None = None,
+                         environ: dict[str, str] | None = None) -> tuple[SecretStr, ...]:
+        """The selected environment's RPC URLs, resolved (`${VAR}`, from-devnet); they print masked."""
+        return self.env.resolve_rpc_urls(devnet_json=devnet_json, environ=environ, name=self.environment)
+
     def approval_policy(self, procedure: str) -> ApprovalPolicy:
         """The approval policy for `procedure` with this environment's override applied."""
         return self.procedures.approvals.get(procedure).for_environment(self.environment)
@@ -892,7 +900,3 @@ class OpsConfig(Frozen):
                 f"{len(self.oncall.escalation_policies)} escalation policies, "
                 f"{len(self.environments.environments)} environments")
 
-
-# a timezone-aware "now" used by on-call helpers (kept here so tests can freeze it in one place)
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

@@ -28,3 +28,14 @@ def storage_layout_problems(current: list[dict[str, Any]] | dict[str, Any], new:
         elif found[0] != label:
             problems.append(f"slot {slot} offset {offset}: `{label}` is renamed to `{found[0]}` (same type; confirm it is intended)")
     return problems
+
+
+def masked_code_hash(code: bytes, immutable_references: list[dict[str, int]]) -> str:
+    """keccak256 of runtime code with immutable slots zeroed: they are filled at deploy time, so the
+    same source deployed twice differs only there."""
+    from eth_utils import keccak
+
+    masked = bytearray(code)
+    for ref in immutable_references:
+        masked[ref["start"] : ref["start"] + ref["length"]] = bytes(ref["length"])
+    return "0x" + keccak(bytes(masked)).hex()

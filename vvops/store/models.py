@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -221,7 +222,7 @@ class CheckResult(Base):
 
 
 class Metric(Base):
-    """One point of a time series; `labels_key` is the canonical `k=v,k=v` form of `labels` for indexing."""
+    """One point of a time series; `labels_key` is the canonical text of `labels` (see make_labels_key) for indexing."""
 
     __tablename__ = "metrics"
     __table_args__ = (
@@ -238,8 +239,8 @@ class Metric(Base):
 
     @staticmethod
     def make_labels_key(labels: dict[str, Any] | None) -> str:
-        """The canonical text form of a label set: sorted `k=v` pairs joined by commas."""
-        return ",".join(f"{k}={labels[k]}" for k in sorted(labels or {}))
+        """The canonical text form of a label set (compact JSON with sorted keys), unambiguous for equality lookups."""
+        return json.dumps(labels or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 # --------------------------------------------------------------------------- alerts and incidents
