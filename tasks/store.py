@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from tasks.runtime import store_engine
 from vvops.checks import CheckOutcome, worst_status
 from vvops.store import append_audit, session_scope
-from vvops.store.models import CheckResult, CheckRun, Incident, IncidentEvent
+from vvops.metrics import MetricPoint
+from vvops.store.models import CheckResult, CheckRun, Incident, IncidentEvent, Metric
 
 STORE_RETRIES = dict(retries=3, retry_delay_seconds=[1, 2, 4], timeout_seconds=60)
 
@@ -72,3 +73,14 @@ def count_open_incidents() -> int:
     with session_scope(store_engine()) as session:
         return session.scalar(select(func.count(Incident.id)).where(Incident.status.in_(("open", "mitigated")),
                                                                     Incident.is_drill.is_(False))) or 0
+
+
+@task(name="record-metrics", **STORE_RETRIES)
+def record_metrics(*, points: list[MetricPoint]) -> int:
+    """Append metric points to the time-series table; returns how many were stored."""
+    if not points:
+        return 0
+    with session_scope(store_engine()) as session:
+        session.add_all(Metric(name=p.name, value=float(p.value), labels=dict(p.labels),
+                               labels_key=Metric.make_labels_key(p.labels), ts=p.ts) for p in points)
+    return len(points)

@@ -673,9 +673,10 @@ def check_config(config_dir: Path | None = None, environment: str | None = None,
 
 
 def config_summary(config_dir: Path | None = None) -> str:
-    """`config OK: ...` line for `vvops config check` (call after check_config returned [])."""
+    """`17 checks, 10 people, ...` for `vvops config check` to print after `config OK: `
+    (call it after check_config returned [])."""
     cfg = load_config(config_dir, environment=None)
-    return f"config OK: {cfg.summary()}"
+    return cfg.summary()
 
 
 # ---------------------------------------------------------------------------- devnet references

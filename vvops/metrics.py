@@ -1,0 +1,15 @@
+"""A metric point as checks produce it and the store keeps it (name, labels, time, value)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    name: str
+    value: float
+    labels: dict[str, Any] = field(default_factory=dict)
+    ts: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
