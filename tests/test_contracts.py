@@ -346,8 +346,8 @@ def test_artifacts_complete_and_up_to_date():
                      "Multicall3"):
         assert required in names
         art = load_artifact(required)
-        assert list(art) == ["contractName", "sourceName", "abi", "bytecode", "deployedBytecode", "storageLayout",
-                             "compiler", "sourceHash"]
+        assert list(art) == ["contractName", "sourceName", "abi", "bytecode", "deployedBytecode",
+                             "immutableReferences", "storageLayout", "compiler", "sourceHash"]
         assert art["contractName"] == required
         assert art["bytecode"].startswith("0x6") and len(art["deployedBytecode"]) > 100
         assert "storage" in art["storageLayout"]

@@ -1,0 +1,80 @@
+"""The `vvops` command as an operator meets it: readable errors, exit codes a monitoring system understands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vvops.cli import main, monitoring_exit_code
+from vvops.devnet import free_port
+
+
+def _vvops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vvops.cli", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def test_config_check_passes_on_the_shipped_config():
+    result = _vvops("config", "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("config OK: ")
+
+
+def test_config_check_prints_one_line_per_problem_and_exits_1(config_copy):
+    config_copy.set("team.yaml", "people[0].roles[0]", "wizard")
+    config_copy.set("slack.yaml", "bot_token", "xoxb-123456789012-literal-token")
+
+    result = _vvops("config", "check", "--config-dir", str(config_copy.dir))
+
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("team.yaml: people[0].roles[0]: ") for line in lines), lines
+    assert any(line.startswith("slack.yaml: bot_token: ") for line in lines), lines
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "xoxb-123456789012-literal-token" not in result.stdout + result.stderr
+
+
+def test_run_without_a_server_says_how_to_start_one():
+    port = free_port()
+    result = _vvops("run", "daily-checks", env={"PREFECT_API_URL": f"http://127.0.0.1:{port}/api"})
+    assert result.returncode == 3
+    assert f"Prefect API at http://127.0.0.1:{port}/api is not answering" in result.stderr
+    assert "./vv up" in result.stderr
+
+
+@pytest.fixture
+def api_up(monkeypatch):
+    """Pretend the Prefect API answers; `vvops run` writes Prefect variables to os.environ, restored after."""
+    for key in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_LOGGING_LEVEL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr("vvops.services.api_is_healthy", lambda *a, **k: True)
+
+
+def test_bad_param_is_a_usage_error(capsys, api_up):
+    assert main(["run", "daily-checks", "--param", "no-equals-sign"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_unknown_flow_lists_the_known_ones(capsys, api_up):
+    assert main(["run", "nightly-checks"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown flow 'nightly-checks'" in err and "daily-checks" in err
+
+
+@pytest.mark.parametrize(
+    ("state", "statuses", "code"),
+    [
+        ("COMPLETED", ["ok", "ok"], 0),
+        ("COMPLETED", ["ok", "warn"], 1),
+        ("COMPLETED", ["warn", "crit"], 2),
+        ("COMPLETED", ["crit", "error"], 3),
+        ("FAILED", [], 3),
+        ("COMPLETED", [], 0),
+    ],
+)
+def test_monitoring_exit_codes(state, statuses, code):
+    summary = {"state": state, "checks": [{"status": s} for s in statuses]}
+    assert monitoring_exit_code(summary) == code
