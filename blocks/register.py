@@ -10,7 +10,7 @@ from blocks.chain import ChainConnection
 from blocks.slack import SlackConnection
 from blocks.store import OpsStore
 from vvops.config import EnvVarError, load_config
-from vvops.store.db import default_store_url, redact_url
+from vvops.store.db import redact_url
 
 STORE_BLOCK = "vv-store"
 SLACK_BLOCK = "vv-slack"
@@ -45,7 +45,7 @@ def register_blocks(*, environment: str) -> list[str]:
     slack.save(SLACK_BLOCK, overwrite=True)
     lines.append(f"{SLACK_BLOCK}: {'bot token from $' + cfg.slack.bot_token_env if token else 'no bot token: messages stay in the outbox and run artifacts'}")
 
-    url = default_store_url()
+    url = cfg.store.resolved_url().get_secret_value()
     OpsStore(url=SecretStr(url)).save(STORE_BLOCK, overwrite=True)
     lines.append(f"{STORE_BLOCK}: {redact_url(url)}")
     return lines

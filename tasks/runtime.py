@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from blocks.register import STORE_BLOCK, chain_block_name
 from vvops.chain.rpc import RpcClient
 from vvops.config import OpsConfig, devnet_rpc_url, load_config, resolve_env
-from vvops.store.db import default_store_url, make_engine
+from vvops.store.db import make_engine
 
 @lru_cache(maxsize=8)
 def ops_config(environment: str) -> OpsConfig:
@@ -30,10 +30,13 @@ def _load_block(block_type, name: str):
 
 
 def store_url() -> str:
+    """The store block's URL when `vvops up` registered one, else config's store.url (VVOPS_STORE_URL wins)."""
     from blocks.store import OpsStore
 
     block = _load_block(OpsStore, STORE_BLOCK)
-    return block.sqlalchemy_url() if block is not None else default_store_url()
+    if block is not None:
+        return block.sqlalchemy_url()
+    return load_config(environment=None).store.resolved_url().get_secret_value()
 
 
 @lru_cache(maxsize=4)

@@ -98,11 +98,14 @@ def test_config_is_frozen():
         cfg.people[0].name = "Mallory"
 
 
-def test_store_url_defaults_to_state_dir_and_only_env_overrides(tmp_path):
+def test_store_url_defaults_to_state_dir_and_only_env_overrides(tmp_path, monkeypatch):
     cfg = load_config(SHIPPED_CONFIG)
-    url = cfg.store.resolved_url(environ={}, state_dir=tmp_path)
+    monkeypatch.setenv("VVOPS_HOME", str(tmp_path))
+    monkeypatch.delenv("VVOPS_STORE_URL", raising=False)
+    url = cfg.store.resolved_url()
     assert url.get_secret_value() == f"sqlite:///{tmp_path.resolve()}/ops.db"
-    pg = cfg.store.resolved_url(environ={"VVOPS_STORE_URL": "postgresql://ops:pw@db/ops"})
+    monkeypatch.setenv("VVOPS_STORE_URL", "postgresql://ops:pw@db/ops")
+    pg = cfg.store.resolved_url()
     assert pg.get_secret_value() == "postgresql://ops:pw@db/ops"
     assert "pw" not in repr(pg) and str(pg) == "********"
 

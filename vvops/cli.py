@@ -33,6 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"vvops: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        from vvops.config import ConfigError
+
+        if not isinstance(exc, ConfigError):
+            raise
+        print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
+        return 1
+
+
+def _store_url() -> str:
+    """The ops store URL: VVOPS_STORE_URL, else config's store.url (relative SQLite paths in the state dir)."""
+    from vvops.config import load_config
+
+    return load_config(environment=None).store.resolved_url().get_secret_value()
 
 
 class CliError(Exception):
@@ -123,26 +137,26 @@ def _require_valid_config(environment: str) -> None:
 
 
 def _cmd_store_migrate(args: argparse.Namespace) -> int:
-    from vvops.store.db import default_store_url, migrate, redact_url
+    from vvops.store.db import migrate, redact_url
 
-    url = default_store_url()
+    url = _store_url()
     migrate(url)
     print(f"store migrated: {redact_url(url)}")
     return 0
 
 
 def _cmd_store_current(args: argparse.Namespace) -> int:
-    from vvops.store.db import current_revision, default_store_url
+    from vvops.store.db import current_revision
 
-    print(current_revision(default_store_url()) or "(empty: run `vvops store migrate`)")
+    print(current_revision(_store_url()) or "(empty: run `vvops store migrate`)")
     return 0
 
 
 def _cmd_store_verify_audit(args: argparse.Namespace) -> int:
     from vvops.store.audit import verify_audit_chain
-    from vvops.store.db import default_store_url, make_engine, session_scope
+    from vvops.store.db import make_engine, session_scope
 
-    with session_scope(make_engine(default_store_url())) as session:
+    with session_scope(make_engine(_store_url())) as session:
         result = verify_audit_chain(session)
     print(f"audit chain {'OK' if result.ok else 'BROKEN'}: {result.checked} rows checked" + ("" if result.ok else f"; first bad row {result.first_bad_id}: {result.reason}"))
     return 0 if result.ok else 1
@@ -212,9 +226,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
             anvil, info, _activity = devnet
             print(f"devnet     anvil on {info.rpc_url} (chain {info.chain_id}); addresses in {paths.devnet_file()}")
 
-        from vvops.store.db import default_store_url, migrate, redact_url
+        from vvops.store.db import migrate, redact_url
 
-        store_url = default_store_url()
+        store_url = _store_url()
         migrate(store_url)
         print(f"store      {redact_url(store_url)} (migrated to head)")
 
@@ -333,9 +347,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     report["devnet"] = devnet_status()
     try:
-        from vvops.store.db import current_revision, default_store_url, redact_url
+        from vvops.store.db import current_revision, redact_url
 
-        url = default_store_url()
+        url = _store_url()
         report["store"] = {"url": redact_url(url), "revision": current_revision(url)}
     except Exception as exc:  # status must report, not crash
         report["store"] = {"error": str(exc)}

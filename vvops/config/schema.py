@@ -290,21 +290,11 @@ class StoreSettings(Frozen):
                           at="url")
         return self
 
-    def resolved_url(self, *, environ: dict[str, str] | None = None, state_dir: Path | None = None) -> SecretStr:
+    def resolved_url(self) -> SecretStr:
         """VVOPS_STORE_URL when set, else `url` with a relative sqlite path placed in the state dir."""
-        import os
+        from vvops.store.db import default_store_url
 
-        from vvops.paths import state_dir as default_state_dir
-
-        env = os.environ if environ is None else environ
-        if env.get(self.URL_ENV):
-            return SecretStr(env[self.URL_ENV])
-        url = self.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url[len(prefix):].startswith("/") and url[len(prefix):] != ":memory:":
-            base = state_dir if state_dir is not None else default_state_dir()
-            url = prefix + str((Path(base) / url[len(prefix):]).resolve())
-        return SecretStr(url)
+        return SecretStr(default_store_url(self.url))
 
 
 class PrefectSettings(Frozen):
@@ -826,6 +816,42 @@ class ProceduresFile(Frozen):
     parameter_changes: ParameterChangeProcedure = ParameterChangeProcedure()
 
 
+# ---------------------------------------------------------------------------- capacity.yaml
+
+class CapacitySeries(Frozen):
+    """A metric series the weekly capacity planning forecasts, with the limit it must stay within."""
+
+    metric: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.]*$")]
+    labels: dict[str, str] = {}
+    title: str = ""
+    limit: float
+    direction: Literal["above", "below"] = "above"
+    unit: str = ""
+    action: str = ""
+
+    def matches(self, metric: str, labels: dict[str, Any] | None) -> bool:
+        """This entry covers the series `metric{labels}` (its labels include every configured one)."""
+        have = {k: str(v) for k, v in (labels or {}).items()}
+        return metric == self.metric and all(have.get(k) == v for k, v in self.labels.items())
+
+
+class CapacityFile(Frozen):
+    planning_horizon_days: PositiveInt = 90
+    lookback_days: PositiveInt = 90
+    resample: Literal["1h", "1D"] = "1D"
+    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    availability_slo_pct: Annotated[float, Field(gt=0, le=100)] = 99.5
+    series: tuple[CapacitySeries, ...] = ()
+
+    def spec_for(self, metric: str, labels: dict[str, Any] | None = None) -> CapacitySeries | None:
+        """The first entry covering `metric{labels}`, or None."""
+        return next((s for s in self.series if s.matches(metric, labels)), None)
+
+
+# ---------------------------------------------------------------------------- alerting.yaml
+
+from .alerting_schema import AlertingFile  # noqa: E402  (it builds on the types above)
+
 # ---------------------------------------------------------------------------- everything
 
 class OpsConfig(Frozen):
@@ -842,6 +868,8 @@ class OpsConfig(Frozen):
     slack: SlackFile
     oncall: OncallFile
     procedures: ProceduresFile
+    capacity: CapacityFile = CapacityFile()
+    alerting: AlertingFile = AlertingFile()
 
     @property
     def env(self) -> Environment:

@@ -87,14 +87,19 @@ def _driver_missing(url: str) -> Iterator[None]:
         raise StoreUnavailable(f"creating engine: no database driver for {redact_url(url)}: {error}") from None
 
 
-def default_store_url() -> str:
-    """`VVOPS_STORE_URL` if set, else a SQLite file `ops.db` under the state directory (created if missing)."""
+def default_store_url(configured: str = "sqlite:///ops.db") -> str:
+    """`VVOPS_STORE_URL` if set, else `configured` (config's store.url) with a relative SQLite path placed
+    under the state directory (created if missing)."""
     url = os.environ.get(STORE_URL_ENV, "").strip()
     if url:
         return url
+    prefix = "sqlite:///"
+    relative = configured[len(prefix):] if configured.startswith(prefix) else None
+    if relative is None or relative.startswith("/") or relative == ":memory:":
+        return configured
     folder = state_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'ops.db'}"
+    return f"{prefix}{(folder / relative).resolve()}"
 
 
 def is_sqlite(url_or_engine: str | Engine) -> bool:
