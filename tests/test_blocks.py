@@ -10,7 +10,21 @@ import pytest
 pytestmark = [pytest.mark.prefect]
 
 
-def test_register_blocks_saves_chain_slack_and_store_with_secrets_hidden(ops_flows, prefect_api, monkeypatch, devnet):
+@pytest.fixture
+def registered_blocks_removed_after(ops_flows):
+    """Other tests run against config's SQLite store and no Slack token: leave no blocks behind."""
+    from blocks import ChainConnection, OpsStore, SlackConnection
+
+    yield
+    for block_type, name in ((ChainConnection, "vv-chain-devnet"), (SlackConnection, "vv-slack"), (OpsStore, "vv-store")):
+        try:
+            block_type.delete(name)
+        except ValueError:
+            pass
+
+
+def test_register_blocks_saves_chain_slack_and_store_with_secrets_hidden(registered_blocks_removed_after, prefect_api,
+                                                                         monkeypatch, devnet):
     from blocks import ChainConnection, OpsStore, SlackConnection
     from blocks.register import register_blocks
 
@@ -34,7 +48,3 @@ def test_register_blocks_saves_chain_slack_and_store_with_secrets_hidden(ops_flo
     documents = httpx.post(f"{prefect_api}/block_documents/filter", json={}, timeout=10).json()
     dumped = json.dumps(documents)
     assert "xoxb-test-token" not in dumped and "hunter2-secret" not in dumped
-
-    # Other tests run against config's SQLite store and no Slack token: leave no blocks behind.
-    for block_type, name in ((ChainConnection, "vv-chain-devnet"), (SlackConnection, "vv-slack"), (OpsStore, "vv-store")):
-        block_type.delete(name)
