@@ -33,10 +33,14 @@ class OnchainActivityParams(Params):
     window_hours: PositiveInt = 24
     max_blocks: PositiveInt = 50_000
     """Cap on the block range scanned in one run."""
+    initial_log_range: PositiveInt = 10_000
+    """First eth_getLogs block range; halved when the node refuses it, grown back after successes."""
 
 
 class NetworkConditionsParams(Params):
     fee_history_blocks: PositiveInt = 20
+    block_time_sample_blocks: PositiveInt = 100
+    """Mean block time is measured over this many latest blocks (compared with the environment's block_time_s)."""
 
 
 class TxErrorRateParams(Params):
@@ -48,6 +52,8 @@ class TxErrorRateParams(Params):
 class RpcLatencyParams(Params):
     samples: PositiveInt = 5
     method: str = "eth_blockNumber"
+    timeout_s: PositiveFloat = 3.0
+    """Timeout of one sample (capped by the chain's request timeout)."""
 
 
 class HttpEndpoint(Params):
@@ -57,6 +63,9 @@ class HttpEndpoint(Params):
     samples: PositiveInt = 3
     timeout_s: PositiveFloat = 5.0
     method: Literal["GET", "HEAD"] = "GET"
+    expected_body: str | None = None
+    """A substring the response body must contain (e.g. `"status":"ok"`)."""
+    verify_tls: bool = True
 
 
 class HttpEndpointsParams(Params):
@@ -112,6 +121,8 @@ class AccessLogsParams(Params):
     baseline_days: PositiveInt = 7
     """Auth-failure counts are compared with the same hours over this many days."""
     admin_path_prefixes: tuple[str, ...] = ("/admin",)
+    min_auth_failures: PositiveInt = 10
+    """An hour with fewer 401/403 than this is never a spike, whatever its ratio to the baseline."""
 
     @model_validator(mode="after")
     def _prefixes(self) -> AccessLogsParams:
@@ -126,6 +137,10 @@ class VulnerabilityReportsParams(Params):
     formats: tuple[Literal["sarif", "json", "osv"], ...] = ("sarif", "json")
     max_report_age_days: PositiveInt = 8
     """Older newest report: scans have stopped."""
+    require_reports: bool = True
+    """No report at all is a warning (scans are not running)."""
+    state_file: str = "state/vulnerability-findings.json"
+    """Where the findings seen by the last run are kept (to report new ones)."""
 
 
 def _stored_in(v: str) -> str:
@@ -183,6 +198,10 @@ class BackupsParams(Params):
     folder: str
     pattern: str = "*"
     min_size_bytes: NonNegInt = 1
+    take_backup: bool = False
+    """Take a backup of the store first (with a .sha256 sidecar and a `backups` row), then verify the newest."""
+    restore_check: bool = True
+    """Restore the newest backup into a scratch database and validate it with a data-quality suite."""
 
 
 class DataIntegrityParams(Params):

@@ -31,6 +31,7 @@ from .errors import FILE_LEVEL, ConfigError, ConfigProblem, DevnetRefError
 from .schema import (
     FROM_DEVNET_PREFIX,
     ROLES,
+    CapacityFile,
     ChecksFile,
     ContractsFile,
     EnvironmentsFile,
@@ -41,6 +42,7 @@ from .schema import (
     TeamFile,
     did_you_mean,
 )
+from .alerting_schema import AlertingFile, Route  # noqa: E402,I001  (after .schema: it builds on it)
 from .secrets import (
     is_secret_key,
     literal_key_in_url,
@@ -70,6 +72,8 @@ CONFIG_FILES: dict[str, tuple[type[BaseModel], str]] = {
     "slack.yaml": (SlackFile, "Slack channels and the token variable names"),
     "oncall.yaml": (OncallFile, "rotations, escalation policies and the severity matrix"),
     "procedures.yaml": (ProceduresFile, "approval policies and procedure timings"),
+    "alerting.yaml": (AlertingFile, "alert rules, the routing tree, inhibition rules, silences and maintenance windows"),
+    "capacity.yaml": (CapacityFile, "capacity planning: limits per metric series and the planning horizon"),
 }
 
 ENVIRONMENT_VAR = "VVOPS_ENVIRONMENT"
@@ -549,6 +553,8 @@ def _cross_checks(ctx: _Ctx) -> None:
                 ctx.add("oncall.yaml", ("incident_types", kind, "escalation_policy"),
                         *_unknown("escalation policy", it.escalation_policy, policy_names, "oncall.yaml"))
 
+    _alerting_checks(ctx, policy_names, person_ids, checks)
+
     # procedures.yaml
     if procedures:
         for name, pol in procedures.approvals.items():
@@ -570,6 +576,38 @@ def _cross_checks(ctx: _Ctx) -> None:
                                 f"quorum {eff.quorum} is larger than the {holders} "
                                 f"{'person' if holders == 1 else 'people'} with role {eff.approver_role}",
                                 f"lower the quorum or give {eff.approver_role} to more people in team.yaml")
+
+
+def _alerting_checks(ctx: _Ctx, policy_names: list[str] | None, person_ids: list[str] | None,
+                     checks: ChecksFile | None) -> None:
+    """alerting.yaml → oncall.yaml (escalation policies), team.yaml (people), checks.yaml (check ids)."""
+    import fnmatch
+
+    alerting: AlertingFile | None = ctx.files.get("alerting.yaml")  # type: ignore[assignment]
+    if not alerting:
+        return
+    file = "alerting.yaml"
+    _duplicates(ctx, file, alerting.rules, "name", "rules", "rule name")
+
+    def walk_routes(route: Route, loc: tuple[Any, ...]) -> None:
+        if route.escalation_policy and policy_names is not None and route.escalation_policy not in policy_names:
+            ctx.add(file, loc + ("escalation_policy",),
+                    *_unknown("escalation policy", route.escalation_policy, policy_names, "oncall.yaml"))
+        for i, child in enumerate(route.routes):
+            walk_routes(child, loc + ("routes", i))
+
+    walk_routes(alerting.route, ("route",))
+    check_ids = [c.id for c in checks.checks] if checks else None
+    for i, rule in enumerate(alerting.rules):
+        if rule.kind == "check" and check_ids is not None:
+            pat = rule.pattern
+            if not any(fnmatch.fnmatchcase(cid, pat) or pat.startswith(cid + ".") for cid in check_ids):
+                ctx.add(file, ("rules", i, "source"), f"'{rule.source}' matches no check in checks.yaml",
+                        did_you_mean(pat, check_ids, fallback="write check:<check id>, globs like protocol.* work"))
+    for key in ("silences", "maintenance_windows"):
+        for i, item in enumerate(getattr(alerting, key)):
+            if item.created_by and person_ids is not None and item.created_by not in person_ids:
+                ctx.add(file, (key, i, "created_by"), *_unknown("person", item.created_by, person_ids, "team.yaml"))
 
 
 # ---------------------------------------------------------------------------- entry points
