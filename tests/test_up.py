@@ -72,6 +72,75 @@ def test_up_serves_every_deployment_on_its_schedule_and_sigint_stops_everything(
     assert leftovers == [], [c.cmdline() for c in leftovers]
 
 
+@pytest.fixture
+def production_databases():
+    """Fresh PostgreSQL databases for the Prefect server and the ops store, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    from vvops.resilience.backup import drop_scratch_database
+
+    base = os.environ.get("VVOPS_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("set VVOPS_TEST_POSTGRES_URL to run PostgreSQL tests")
+    suffix = uuid.uuid4().hex[:8]
+    url = make_url(base)
+    prefect_db = url.set(drivername="postgresql+asyncpg", database=f"vvops_test_prefect_{suffix}")
+    store_db = url.set(drivername="postgresql+psycopg", database=f"vvops_test_store_{suffix}")
+    urls = {name: u.render_as_string(hide_password=False) for name, u in (("prefect", prefect_db), ("store", store_db))}
+    yield urls
+    for value in urls.values():
+        drop_scratch_database(scratch_url=value.replace("+asyncpg", "+psycopg"))
+
+
+def test_production_profile_runs_a_deployment_on_a_worker_with_postgres(tmp_path, production_databases):
+    port, anvil_port = free_port(), free_port()
+    env = {**os.environ, "VVOPS_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1", "PREFECT_WORKER_QUERY_SECONDS": "2",
+           "VVOPS_PREFECT_DATABASE_URL": production_databases["prefect"], "VVOPS_STORE_URL": production_databases["store"]}
+    for key in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_API_DATABASE_CONNECTION_URL"):
+        env.pop(key, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vvops.cli", "up", "--profile", "production", "--workers", "2",
+         "--port", str(port), "--anvil-port", str(anvil_port), "--activity-interval", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    try:
+        output = _wait_for_line(process, "Ctrl-C stops everything", timeout=240)
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert sum("worker     vvops-worker-" in line for line in output) == 2
+        assert any("vvops_test_prefect_" in line for line in output), output
+        api = f"http://127.0.0.1:{port}/api"
+        deployment = httpx.get(f"{api}/deployments/name/dr-drill/devnet", timeout=10).json()
+        assert deployment["work_pool_name"] == "vvops-process"
+        run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=10).json()
+        state = _wait_for_final_state(api, run["id"], timeout=120)
+        assert state == "COMPLETED"
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=90)
+
+    assert process.returncode == 0, rest
+    leftovers = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert leftovers == [], [c.cmdline() for c in leftovers]
+    from sqlalchemy import create_engine, text
+
+    store = create_engine(production_databases["store"])
+    with store.connect() as conn:  # the worker's flow run wrote to the PostgreSQL store
+        assert conn.scalar(text("SELECT count(*) FROM drills WHERE ok")) == 1
+    store.dispose()
+
+
+def _wait_for_final_state(api: str, flow_run_id: str, *, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()["state"]["type"]
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return state
+        time.sleep(1)
+    return "TIMED OUT"
+
+
 def _wait_for_deployments(api: str, *, expected: int, timeout: float = 30) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -34,12 +35,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vvops: {exc}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:
-        from vvops.config import ConfigError
-
-        if not isinstance(exc, ConfigError):
+        message = _operator_error_message(exc)
+        if message is None:
             raise
-        print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
+        print(message, file=sys.stderr)
         return 1
+
+
+def _operator_error_message(exc: Exception) -> str | None:
+    """What to print for a failure an operator can fix (bad config, a service not up): no traceback."""
+    from vvops.config import ConfigError
+    from vvops.devnet.anvil import AnvilError
+    from vvops.devnet.service import DevnetError
+    from vvops.services import ServiceError
+    from vvops.store.db import StoreError
+
+    if isinstance(exc, ConfigError):
+        return "\n".join(str(p) for p in exc.problems)
+    if isinstance(exc, (AnvilError, DevnetError, ServiceError, StoreError)):
+        return f"vvops: {exc}"
+    return None
 
 
 def _store_url() -> str:
@@ -67,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--anvil-port", type=int, default=8545)
     up.add_argument("--no-devnet", action="store_true", help="do not start the local devnet")
     up.add_argument("--activity-interval", type=float, default=2.0, help="seconds between synthetic devnet transactions (0: none)")
+    up.add_argument("--profile", choices=("embedded", "production"), default="embedded",
+                    help="embedded: SQLite, deployments served in-process; production: PostgreSQL, work pool and workers")
+    up.add_argument("--workers", type=int, default=2, help="production profile: number of workers (default 2)")
     up.set_defaults(handler=_cmd_up)
 
     run = sub.add_parser("run", help="run one flow now and wait for it")
@@ -206,15 +224,24 @@ def _cmd_blocks_register(args: argparse.Namespace) -> int:
 # --- up -----------------------------------------------------------------------------------------------
 
 
+PRODUCTION_PREFECT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/vvops_prefect"
+PRODUCTION_STORE_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/vvops_store"
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from vvops.services import Supervisor, apply_prefect_runtime_env, prefect_api_url, start_prefect_server
 
     started = time.monotonic()
     api_url = prefect_api_url(args.port)
     apply_prefect_runtime_env(api_url=api_url)
+    production = args.profile == "production"
+    if production:
+        _apply_production_env()
     _require_valid_config(args.environment)
-    # `serve` and our clean-up run on KeyboardInterrupt: make SIGTERM (systemd, kill) take the same path.
+    # Clean-up runs on KeyboardInterrupt: make SIGTERM (systemd, kill) take the same path, and re-enable
+    # SIGINT, which a shell ignores for a process started in the background with `&`.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
 
     supervisor = Supervisor()
     devnet = None
@@ -234,25 +261,18 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
         server, took = start_prefect_server(supervisor, port=args.port)
         where = f"started in {took:.1f} s, log {server.log}" if server else "already running"
-        print(f"prefect    UI http://127.0.0.1:{args.port}  API {api_url} ({where})")
+        database = redact_url(os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL", "SQLite under .vvops/prefect"))
+        print(f"prefect    UI http://127.0.0.1:{args.port}  API {api_url} ({where}; database {database})")
 
         from blocks.register import register_blocks
 
         for line in register_blocks(environment=args.environment):
             print(f"blocks     {line}")
 
-        from deployments import DEPLOYMENTS
-        from deployments.serve import runner_deployments
-
-        deployments = runner_deployments(environment=args.environment)
-        for spec in DEPLOYMENTS:
-            print(f"deployment {spec.flow_name}/{args.environment:<10} {spec.cron or 'on demand'}")
-        print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
-
-        from prefect import serve
-
-        # Keep schedules active across restarts: `up` stops the server with the runner, so nothing piles up.
-        serve(*deployments, print_starting_message=False, pause_on_shutdown=False)
+        if production:
+            _run_production(args, supervisor, started)
+        else:
+            _run_embedded(args, started)
     except KeyboardInterrupt:
         pass
     finally:
@@ -264,6 +284,56 @@ def _cmd_up(args: argparse.Namespace) -> int:
         supervisor.stop_all()
         print("stopped", flush=True)
     return 0
+
+
+def _print_deployments(environment: str, where: str) -> None:
+    from deployments import DEPLOYMENTS
+
+    for spec in DEPLOYMENTS:
+        print(f"deployment {spec.flow_name + '/' + environment:<28} {spec.cron or 'on demand':<12} {where}")
+
+
+def _run_embedded(args: argparse.Namespace, started: float) -> None:
+    """Serve every deployment from this process (the embedded default)."""
+    from prefect import serve
+
+    from deployments.serve import runner_deployments
+
+    deployments = runner_deployments(environment=args.environment)
+    _print_deployments(args.environment, "served by this process")
+    print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
+    # Keep schedules active across restarts: `up` stops the server with the runner, so nothing piles up.
+    serve(*deployments, print_starting_message=False, pause_on_shutdown=False)
+
+
+def _apply_production_env() -> None:
+    """PostgreSQL for the Prefect server and the ops store (local defaults; override with the env variables)."""
+    from vvops.services import ensure_postgres_database
+
+    prefect_db = os.environ.setdefault("PREFECT_API_DATABASE_CONNECTION_URL",
+                                       os.environ.get("VVOPS_PREFECT_DATABASE_URL", PRODUCTION_PREFECT_DB))
+    store_db = os.environ.setdefault("VVOPS_STORE_URL", PRODUCTION_STORE_DB)
+    for url in (prefect_db, store_db):
+        ensure_postgres_database(url)
+
+
+def _run_production(args: argparse.Namespace, supervisor: Any, started: float) -> None:
+    """Deploy to the process work pool and keep N workers running (restarted when they die)."""
+    from deployments.prefect_yaml import WORK_POOL
+    from deployments.production import deploy_to_work_pool, ensure_work_pool
+    from vvops.services import keep_running
+
+    ensure_work_pool(WORK_POOL)
+    deploy_to_work_pool(environment=args.environment, work_pool=WORK_POOL)
+    _print_deployments(args.environment, f"on work pool {WORK_POOL}")
+    workers = {}
+    for index in range(1, args.workers + 1):
+        name = f"worker-{index}"
+        workers[name] = [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--name", f"vvops-{name}"]
+        child = supervisor.start(name, workers[name])
+        print(f"worker     vvops-{name} on pool {WORK_POOL} (pid {child.process.pid}, log {child.log})")
+    print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
+    keep_running(supervisor, restart=workers)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:

@@ -44,6 +44,16 @@ def apply_prefect_runtime_env(*, api_url: str | None = None) -> dict[str, str]:
     return env
 
 
+def die_with_parent() -> None:
+    """Run in a child between fork and exec: the kernel SIGTERMs it when the parent dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # best effort: not Linux, or no libc by that name
+        pass
+
+
 def api_is_healthy(api_url: str, *, timeout: float = 2.0) -> bool:
     try:
         return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
@@ -113,6 +123,7 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         handle.close()
         child = ManagedProcess(name=name, process=process, log=log)
@@ -136,3 +147,33 @@ def start_prefect_server(supervisor: Supervisor, *, port: int, timeout: float = 
     )
     took = wait_for_api(api_url, timeout=timeout, process=child.process, log=child.log)
     return child, took
+
+
+def ensure_postgres_database(url: str) -> bool:
+    """Create the database a PostgreSQL URL names, unless it exists; True when it was created."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(drivername="postgresql+psycopg", database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}):
+                return False
+            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+            return True
+    finally:
+        admin.dispose()
+
+
+def keep_running(supervisor: Supervisor, *, restart: dict[str, list[str]], env: dict[str, str] | None = None,
+                 poll_s: float = 1.0, out=print) -> None:
+    """Block until interrupted; a child named in `restart` that exits is started again with the same argv."""
+    while True:
+        time.sleep(poll_s)
+        for child in list(supervisor.children):
+            if child.process.poll() is None or child.name not in restart:
+                continue
+            out(f"{child.name} exited with code {child.process.returncode}; restarting (log {child.log})")
+            supervisor.children.remove(child)
+            supervisor.start(child.name, restart[child.name], env=env)

@@ -23,6 +23,7 @@ from typing import Sequence
 import httpx
 
 from vvops import paths
+from vvops.services import die_with_parent as _die_with_parent
 
 DEFAULT_CHAIN_ID = 31337
 ANVIL_BIN_ENV = "VVOPS_ANVIL_BIN"
@@ -66,15 +67,6 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
         return True
-
-
-def _pdeathsig() -> None:  # runs in the child between fork and exec
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort
-        pass
 
 
 def tail(path: Path | None, lines: int = 20) -> str:
@@ -189,7 +181,7 @@ class AnvilProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_fh,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_pdeathsig if use_pdeathsig else None,
+                preexec_fn=_die_with_parent if use_pdeathsig else None,
             )
         except OSError as error:
             self._close_log()
