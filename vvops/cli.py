@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--anvil-port", type=int, default=8545)
     up.add_argument("--no-devnet", action="store_true", help="do not start the local devnet")
     up.add_argument("--activity-interval", type=float, default=2.0, help="seconds between synthetic devnet transactions (0: none)")
+    up.add_argument("--no-history", action="store_true", help="do not seed a fresh devnet store with demo history")
     up.add_argument("--profile", choices=("embedded", "production"), default="embedded",
                     help="embedded: SQLite, deployments served in-process; production: PostgreSQL, work pool and workers")
     up.add_argument("--workers", type=int, default=2, help="production profile: number of workers (default 2)")
@@ -112,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     dup.set_defaults(handler=_cmd_devnet_up)
     devnet.add_parser("down", help="stop a devnet started by `vvops devnet up`").set_defaults(handler=_cmd_devnet_down)
     devnet.add_parser("status", help="is the devnet up").set_defaults(handler=_cmd_devnet_status)
+    history = devnet.add_parser("history", help="fill the store with deterministic demo history (metrics, incidents, ...)")
+    history.add_argument("--days", type=int, default=90)
+    history.add_argument("--seed", type=int, default=7)
+    history.set_defaults(handler=_cmd_devnet_history)
 
     store = sub.add_parser("store", help="the ops store").add_subparsers(title="store commands")
     store.add_parser("migrate", help="upgrade the store schema to head").set_defaults(handler=_cmd_store_migrate)
@@ -205,6 +210,17 @@ def _cmd_devnet_status(args: argparse.Namespace) -> int:
     return 0 if status.get("running") else 1
 
 
+def _cmd_devnet_history(args: argparse.Namespace) -> int:
+    from vvops.history import generate_history
+    from vvops.store.db import make_engine, migrate, redact_url
+
+    url = _store_url()
+    migrate(url)
+    counts = generate_history(engine=make_engine(url), days=args.days, seed=args.seed)
+    print(f"history for {args.days} days written to {redact_url(url)}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
 # --- blocks -------------------------------------------------------------------------------------------
 
 
@@ -258,6 +274,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         store_url = _store_url()
         migrate(store_url)
         print(f"store      {redact_url(store_url)} (migrated to head)")
+        if args.environment == "devnet" and not args.no_history:
+            _seed_demo_history(store_url)
 
         server, took = start_prefect_server(supervisor, port=args.port)
         where = f"started in {took:.1f} s, log {server.log}" if server else "already running"
@@ -284,6 +302,25 @@ def _cmd_up(args: argparse.Namespace) -> int:
         supervisor.stop_all()
         print("stopped", flush=True)
     return 0
+
+
+def _seed_demo_history(store_url: str) -> None:
+    """A fresh devnet store gets 90 days of deterministic history, so the weekly and monthly reports have data."""
+    from sqlalchemy import func, select
+
+    from vvops.history import generate_history
+    from vvops.store import make_engine
+    from vvops.store.models import Metric
+
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            if conn.scalar(select(func.count(Metric.id))):
+                return
+        counts = generate_history(engine=engine, days=90)
+        print(f"history    90 days of demo history for the reports ({counts['metrics']} metric points; --no-history skips)")
+    finally:
+        engine.dispose()
 
 
 def _print_deployments(environment: str, where: str) -> None:
