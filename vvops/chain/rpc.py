@@ -7,6 +7,8 @@ decoded with eth_abi, and every answer says which endpoint served it, which a ch
 from __future__ import annotations
 
 import itertools
+import random
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,15 +44,22 @@ class Attempt:
     ok: bool
     latency_ms: float
     error: str | None = None
+    method: str | None = None
 
 
 @dataclass
 class RpcClient:
-    """JSON-RPC over HTTP to the first URL that answers, in priority order, with retries per URL."""
+    """JSON-RPC over HTTP to the first URL that answers, in priority order, with retries per URL.
+
+    A transport failure (connection refused, timeout, HTTP 5xx/429, unparsable answer) is retried on the
+    same URL after a short jittered pause (`retry_backoff_s` doubled per retry), then the next URL is tried.
+    A JSON-RPC error is the node's answer and is raised as `RpcError` without failover.
+    """
 
     urls: list[str]
     timeout_s: float = 5.0
-    retries_per_url: int = 1
+    retries_per_url: int = 2
+    retry_backoff_s: float = 0.05
     attempts: list[Attempt] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _client: httpx.Client | None = None
@@ -88,10 +97,27 @@ class RpcClient:
                 return attempt.label
         return None
 
+    def latency_by_url(self) -> dict[str, dict[str, Any]]:
+        """Per endpoint label: requests tried, how many answered, median/max latency and the last error."""
+        summary: dict[str, dict[str, Any]] = {}
+        for label in self.labels:
+            tried = [a for a in self.attempts if a.label == label]
+            ok = [a.latency_ms for a in tried if a.ok]
+            failed = [a for a in tried if not a.ok]
+            summary[label] = {
+                "attempts": len(tried),
+                "ok": len(ok),
+                "failed": len(failed),
+                "median_ms": round(statistics.median(ok), 2) if ok else None,
+                "max_ms": max(ok) if ok else None,
+                "last_error": failed[-1].error if failed else None,
+            }
+        return summary
+
     def call(self, method: str, params: list[Any] | None = None) -> Any:
         """One request; raises RpcError for a JSON-RPC error, RpcUnavailable when no URL answers."""
         payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or []}
-        answer = self._post(payload)
+        answer = self._post(payload, method)
         if "error" in answer:
             raise RpcError(method, answer["error"])
         return answer["result"]
@@ -102,7 +128,7 @@ class RpcClient:
             return []
         ids = [next(self._ids) for _ in calls]
         payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in zip(ids, calls)]
-        answers = self._post(payload)
+        answers = self._post(payload, f"batch[{len(calls)}]:{calls[0][0]}")
         if isinstance(answers, dict):  # some nodes answer a whole batch with one error object
             raise RpcError("batch", answers.get("error", {"message": "unexpected batch answer"}))
         by_id = {answer.get("id"): answer for answer in answers}
@@ -114,11 +140,20 @@ class RpcClient:
             results.append(answer["result"])
         return results
 
-    def _post(self, payload: Any) -> Any:
+    def batch_chunked(self, calls: list[tuple[str, list[Any]]], chunk_size: int = 100) -> list[Any]:
+        """Like `batch`, in HTTP round trips of at most `chunk_size` requests (nodes cap batch sizes)."""
+        results: list[Any] = []
+        for start in range(0, len(calls), chunk_size):
+            results += self.batch(calls[start : start + chunk_size])
+        return results
+
+    def _post(self, payload: Any, method: str | None = None) -> Any:
         failures = []
         for url in self.urls:
             label = endpoint_label(url)
-            for _ in range(1 + self.retries_per_url):
+            for attempt in range(1 + self.retries_per_url):
+                if attempt:  # short pause with full jitter: spread retries of concurrent checks
+                    time.sleep(random.uniform(0, self.retry_backoff_s * 2 ** (attempt - 1)))
                 started = time.perf_counter()
                 try:
                     response = self.http.post(url, json=payload)
@@ -126,10 +161,13 @@ class RpcClient:
                     answer = response.json()
                 except (httpx.HTTPError, ValueError) as exc:
                     reason = _describe(exc)
-                    self.attempts.append(Attempt(label, False, _ms(started), reason))
+                    self.attempts.append(Attempt(label, False, _ms(started), reason, method))
                     failures.append(f"{label}: {reason}")
+                    if isinstance(exc, httpx.HTTPStatusError) and 400 <= exc.response.status_code < 500 \
+                            and exc.response.status_code not in (408, 429):
+                        break  # this URL refuses the request itself (auth, bad path): go to the next URL
                     continue
-                self.attempts.append(Attempt(label, True, _ms(started)))
+                self.attempts.append(Attempt(label, True, _ms(started), None, method))
                 return answer
         raise RpcUnavailable("no RPC endpoint answered: " + "; ".join(failures))
 

@@ -202,6 +202,8 @@ class BackupsParams(Params):
     """Take a backup of the store first (with a .sha256 sidecar and a `backups` row), then verify the newest."""
     restore_check: bool = True
     """Restore the newest backup into a scratch database and validate it with a data-quality suite."""
+    keep_last: NonNegInt = 0
+    """After taking a backup, delete all but the newest keep_last backups in the folder (0: keep every one)."""
 
 
 class DataIntegrityParams(Params):

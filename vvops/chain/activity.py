@@ -1,0 +1,142 @@
+"""On-chain activity over a time window: vault events (adaptive getLogs + eth_abi) and transactions to our
+contracts with their receipt status (failed / reverted ones), read through one failover RpcClient."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vvops.chain.blocks import block_receipts, first_block_at_or_after, hex_int
+from vvops.chain.logs import EventDecoder, LogFetchStats, fetch_logs
+from vvops.chain.rpc import RpcClient
+
+
+@dataclass(frozen=True)
+class BlockWindow:
+    from_block: int
+    to_block: int
+    from_timestamp: int
+    to_timestamp: int
+    truncated: bool = False
+    """True when the window held more than `max_blocks` blocks and its start was moved forward."""
+
+    @property
+    def blocks(self) -> int:
+        return self.to_block - self.from_block + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "blocks": self.blocks}
+
+
+def window_blocks(rpc: RpcClient, *, window_hours: float, max_blocks: int = 50_000,
+                  end_timestamp: int | None = None) -> BlockWindow:
+    """The blocks of the last `window_hours`, ending at the latest block.
+
+    The window is measured on chain time (the latest block's timestamp, or `end_timestamp`), so a node whose
+    clock was moved (devnet time travel) or that lags still gets a full window; block lag is its own check.
+    """
+    latest = rpc.call("eth_getBlockByNumber", ["latest", False])
+    to_block, to_ts = hex_int(latest["number"]), hex_int(latest["timestamp"])
+    start_ts = (end_timestamp if end_timestamp is not None else to_ts) - int(window_hours * 3600)
+    low = max(0, to_block - max_blocks + 1)
+    from_block = first_block_at_or_after(rpc, start_ts, low=low, high=to_block)
+    truncated = False
+    if from_block == low and low > 0:
+        # the search never looked below `low`: the window may be longer than max_blocks
+        truncated = True
+    return BlockWindow(from_block, to_block, start_ts, to_ts, truncated)
+
+
+@dataclass
+class VaultActivity:
+    contract: str
+    deposits: int = 0
+    withdrawals: int = 0
+    deposits_volume: int = 0
+    withdrawals_volume: int = 0
+    fees: int = 0
+    users: set[str] = field(default_factory=set)
+    largest_withdrawals: list[dict[str, Any]] = field(default_factory=list)
+    other_events: dict[str, int] = field(default_factory=dict)
+    log_requests: int = 0
+    log_halvings: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "deposits": self.deposits, "withdrawals": self.withdrawals,
+            "deposits_volume": str(self.deposits_volume), "withdrawals_volume": str(self.withdrawals_volume),
+            "fees": str(self.fees), "unique_users": len(self.users),
+            "largest_withdrawals": self.largest_withdrawals, "other_events": self.other_events,
+            "log_requests": self.log_requests, "log_range_halvings": self.log_halvings,
+        }
+
+
+def vault_activity(rpc: RpcClient, *, contract: str, address: str, abi: list[dict[str, Any]], window: BlockWindow,
+                   top: int = 5, initial_range: int = 10_000) -> VaultActivity:
+    """Deposit/Withdraw counts, volumes, unique users and the `top` largest withdrawals in the window."""
+    decoder = EventDecoder(abi)
+    stats = LogFetchStats()
+    logs = fetch_logs(rpc, address=address, from_block=window.from_block, to_block=window.to_block,
+                      initial_range=initial_range, stats=stats)
+    activity = VaultActivity(contract, log_requests=stats.requests, log_halvings=stats.halvings)
+    withdrawals = []
+    for event in decoder.decode_all(logs):
+        if event.name == "Deposit":
+            activity.deposits += 1
+            activity.deposits_volume += event.args["assets"]
+            activity.users.add(event.args["user"])
+        elif event.name == "Withdraw":
+            activity.withdrawals += 1
+            activity.withdrawals_volume += event.args["assets"]
+            activity.fees += event.args.get("fee", 0)
+            activity.users.add(event.args["user"])
+            withdrawals.append(event)
+        else:
+            activity.other_events[event.name] = activity.other_events.get(event.name, 0) + 1
+    withdrawals.sort(key=lambda e: e.args["assets"], reverse=True)
+    activity.largest_withdrawals = [
+        {"user": e.args["user"], "assets": e.args["assets"], "block": e.block_number, "tx": e.transaction_hash}
+        for e in withdrawals[:top]
+    ]
+    return activity
+
+
+@dataclass
+class TxStats:
+    blocks_scanned: int = 0
+    transactions: int = 0
+    failed: int = 0
+    by_contract: dict[str, dict[str, int]] = field(default_factory=dict)
+    failed_txs: list[dict[str, Any]] = field(default_factory=list)
+    scan_ms: float = 0.0
+
+    @property
+    def error_rate_pct(self) -> float:
+        return round(100.0 * self.failed / self.transactions, 4) if self.transactions else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"blocks_scanned": self.blocks_scanned, "transactions": self.transactions, "failed": self.failed,
+                "error_rate_pct": self.error_rate_pct, "by_contract": self.by_contract,
+                "failed_txs": self.failed_txs[:20], "scan_ms": self.scan_ms}
+
+
+def transactions_to(rpc: RpcClient, *, contracts: dict[str, str], window: BlockWindow,
+                    chunk_size: int = 50) -> TxStats:
+    """Transactions sent to `contracts` ({name: address}) in the window, and those whose receipt has status 0."""
+    started = time.perf_counter()
+    by_address = {address.lower(): name for name, address in contracts.items()}
+    numbers = list(range(window.from_block, window.to_block + 1))
+    receipts = block_receipts(rpc, numbers, to=set(by_address), chunk_size=chunk_size)
+    stats = TxStats(blocks_scanned=len(numbers), by_contract={n: {"transactions": 0, "failed": 0} for n in contracts})
+    for receipt in receipts:
+        name = by_address[(receipt.get("to") or "").lower()]
+        stats.transactions += 1
+        stats.by_contract[name]["transactions"] += 1
+        if hex_int(receipt.get("status")) == 0:
+            stats.failed += 1
+            stats.by_contract[name]["failed"] += 1
+            stats.failed_txs.append({"contract": name, "tx": receipt["transactionHash"],
+                                     "block": hex_int(receipt["blockNumber"]), "from": receipt.get("from")})
+    stats.scan_ms = round((time.perf_counter() - started) * 1000, 1)
+    return stats

@@ -1,0 +1,256 @@
+"""Who signs the transactions the ops system sends. Private keys never leave this module's objects.
+
+Signers (all share `address`, `kind`, `sign_transaction(tx) -> SignedTx`):
+
+- `LocalKeySigner(private_key, label=...)` — a key held in memory, signed with eth_account. Only for the
+  devnet: `LocalKeySigner.from_devnet("governance")` reads the well-known anvil key of a role from
+  `.vvops/devnet.json` (accounts.<role>.private_key).
+- `KeystoreSigner(path, password_env=... | password_secret=...)` — an encrypted Ethereum keystore (JSON v3)
+  file; the password comes from an environment variable or a Prefect `Secret` block (by name). The key is
+  decrypted only for the moment of signing, then dropped.
+- `MultisigProposalSigner(safe_address, proposal_dir, chain_id=...)` — signs nothing: writes a Safe-style
+  transaction proposal JSON file for the multisig owners and reports "awaiting signatures"
+  (`sign_transaction` raises `AwaitingSignatures` carrying the proposal path).
+
+`signer_for_role(environment, role)` picks the signer for an environment: the devnet uses the devnet.json
+keys; other environments read, per role (upper-cased), from the environment:
+  VVOPS_SIGNER_<ROLE>_KEYSTORE            path of a keystore file, with
+  VVOPS_SIGNER_<ROLE>_PASSWORD_ENV        the name of the env var holding its password, or
+  VVOPS_SIGNER_<ROLE>_PASSWORD_SECRET     the name of a Prefect Secret block holding it;
+  VVOPS_SIGNER_<ROLE>_SAFE                a Safe address: write proposals to VVOPS_SIGNER_PROPOSAL_DIR
+                                          (default <VVOPS_HOME>/proposals) instead of sending.
+No private key is ever read from config/ (config check rejects literal secrets).
+
+Leak-proofing: `repr`/`str` show only the kind and address; objects refuse to pickle (so Prefect cannot
+persist them as parameters or results); errors raised here never include the key or password and are raised
+`from None` so no underlying exception (which might) is chained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from eth_utils import keccak, to_checksum_address
+
+
+class SigningError(RuntimeError):
+    """A signer could not be built or could not sign; the message never contains key material."""
+
+
+class AwaitingSignatures(RuntimeError):
+    """The transaction was handed to multisig owners as a proposal file; nothing was broadcast."""
+
+    def __init__(self, proposal_path: Path, safe_tx_hash: str):
+        self.proposal_path = Path(proposal_path)
+        self.safe_tx_hash = safe_tx_hash
+        super().__init__(f"awaiting signatures: proposal {safe_tx_hash} written to {self.proposal_path}")
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    raw_tx: str  # 0x-prefixed raw signed transaction
+    tx_hash: str  # 0x-prefixed keccak of raw_tx
+    nonce: int
+
+
+class Signer(Protocol):
+    address: str
+    kind: str
+
+    def sign_transaction(self, tx: dict[str, Any]) -> SignedTx: ...
+
+
+class _NoPickle:
+    def __reduce__(self):  # noqa: D401 - pickling would copy the key to disk (Prefect result persistence)
+        raise TypeError(f"{type(self).__name__} cannot be serialised (it guards key material)")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kind={self.kind!r}, address={self.address!r})"
+
+    __str__ = __repr__
+
+
+def _sign_with_key(key: bytes, tx: dict[str, Any]) -> SignedTx:
+    from eth_account import Account
+
+    try:
+        signed = Account.sign_transaction(tx, key)
+    except Exception as exc:  # noqa: BLE001 - eth_account messages may echo inputs; never chain them
+        raise SigningError(f"could not sign the transaction: {type(exc).__name__}") from None
+    raw = signed.raw_transaction
+    return SignedTx(raw_tx="0x" + bytes(raw).hex(), tx_hash="0x" + bytes(signed.hash).hex(), nonce=int(tx["nonce"]))
+
+
+def _address_of(key: bytes) -> str:
+    from eth_account import Account
+
+    try:
+        return to_checksum_address(Account.from_key(key).address)
+    except Exception:  # noqa: BLE001
+        raise SigningError("invalid private key (not shown)") from None
+
+
+def _key_bytes(private_key: str | bytes) -> bytes:
+    if hasattr(private_key, "get_secret_value"):
+        private_key = private_key.get_secret_value()
+    if isinstance(private_key, (bytes, bytearray)):
+        raw = bytes(private_key)
+    else:
+        text = str(private_key).strip()
+        text = text[2:] if text.lower().startswith("0x") else text
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise SigningError("invalid private key: not hex (not shown)") from None
+    if len(raw) != 32:
+        raise SigningError("invalid private key: expected 32 bytes (not shown)")
+    return raw
+
+
+class LocalKeySigner(_NoPickle):
+    """Signs with a private key held in memory (devnet). `repr` shows the address only."""
+
+    kind = "local-key"
+
+    def __init__(self, private_key: str | bytes, *, label: str = ""):
+        self.__key = _key_bytes(private_key)
+        self.address = _address_of(self.__key)
+        self.label = label
+
+    @classmethod
+    def from_devnet(cls, role: str, devnet_json: dict | None = None) -> LocalKeySigner:
+        """The well-known anvil key of `role` (deployer, governance, guardian, attacker, spare) from devnet.json."""
+        from vvops.config import load_devnet_json
+
+        data = devnet_json if devnet_json is not None else load_devnet_json()
+        account = (data.get("accounts") or {}).get(role)
+        if not isinstance(account, dict) or "private_key" not in account:
+            known = sorted(k for k, v in (data.get("accounts") or {}).items() if isinstance(v, dict))
+            raise SigningError(f"devnet.json has no account with a key for role {role!r} (known: {', '.join(known)})")
+        signer = cls(account["private_key"], label=f"devnet:{role}")
+        if account.get("address") and to_checksum_address(account["address"]) != signer.address:
+            raise SigningError(f"devnet.json account {role!r}: the key does not match its address")
+        return signer
+
+    def sign_transaction(self, tx: dict[str, Any]) -> SignedTx:
+        return _sign_with_key(self.__key, tx)
+
+
+class KeystoreSigner(_NoPickle):
+    """Signs with an encrypted keystore file; the password comes from an env var or a Prefect Secret block."""
+
+    kind = "keystore"
+
+    def __init__(self, path: str | Path, *, password_env: str | None = None, password_secret: str | None = None):
+        if bool(password_env) == bool(password_secret):
+            raise SigningError("KeystoreSigner needs exactly one of password_env or password_secret")
+        self.path = Path(path)
+        self.password_env = password_env
+        self.password_secret = password_secret
+        try:
+            self._keystore = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SigningError(f"cannot read keystore {self.path}: {type(exc).__name__}") from None
+        address = self._keystore.get("address")
+        if not address:
+            raise SigningError(f"keystore {self.path} has no address field")
+        self.address = to_checksum_address(address if str(address).startswith("0x") else "0x" + address)
+
+    def _password(self) -> str:
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise SigningError(f"keystore password: environment variable {self.password_env} is not set")
+            return value
+        try:
+            from prefect.blocks.system import Secret
+
+            return str(Secret.load(self.password_secret).get())
+        except Exception as exc:  # noqa: BLE001
+            raise SigningError(f"keystore password: cannot load Secret block {self.password_secret!r}: "
+                               f"{type(exc).__name__}") from None
+
+    def sign_transaction(self, tx: dict[str, Any]) -> SignedTx:
+        from eth_account import Account
+
+        try:
+            key = bytes(Account.decrypt(self._keystore, self._password()))
+        except SigningError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - wrong password, corrupt file: never chain
+            raise SigningError(f"cannot decrypt keystore {self.path}: {type(exc).__name__} (wrong password?)") from None
+        try:
+            if _address_of(key) != self.address:
+                raise SigningError(f"keystore {self.path}: decrypted key does not match its address")
+            return _sign_with_key(key, tx)
+        finally:
+            del key
+
+
+class MultisigProposalSigner(_NoPickle):
+    """Writes a Safe-style transaction proposal for the multisig owners instead of signing."""
+
+    kind = "multisig-proposal"
+
+    def __init__(self, safe_address: str, proposal_dir: str | Path, *, chain_id: int):
+        self.address = to_checksum_address(safe_address)
+        self.proposal_dir = Path(proposal_dir)
+        self.chain_id = int(chain_id)
+
+    def proposal(self, *, to: str, data: str, value: int = 0, description: str = "",
+                 idempotency_key: str = "") -> dict[str, Any]:
+        body = {"to": to_checksum_address(to), "value": str(int(value)), "data": data, "operation": 0,
+                "safeTxGas": "0", "baseGas": "0", "gasPrice": "0",
+                "gasToken": "0x0000000000000000000000000000000000000000",
+                "refundReceiver": "0x0000000000000000000000000000000000000000"}
+        digest = "0x" + keccak(text=json.dumps({"chainId": self.chain_id, "safe": self.address, **body,
+                                                 "key": idempotency_key}, sort_keys=True)).hex()
+        return {"version": "1.0", "chainId": str(self.chain_id), "safe": self.address,
+                "createdAt": datetime.now(timezone.utc).isoformat(), "meta": {
+                    "name": description or idempotency_key, "idempotencyKey": idempotency_key,
+                    "proposalHash": digest}, "transactions": [body]}
+
+    def write_proposal(self, *, to: str, data: str, value: int = 0, description: str = "",
+                       idempotency_key: str = "") -> tuple[Path, str]:
+        proposal = self.proposal(to=to, data=data, value=value, description=description,
+                                 idempotency_key=idempotency_key)
+        digest = proposal["meta"]["proposalHash"]
+        self.proposal_dir.mkdir(parents=True, exist_ok=True)
+        safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in idempotency_key) or digest[2:18]
+        path = self.proposal_dir / f"{safe_name}.json"
+        if not path.exists():  # idempotent: the same key keeps its first proposal
+            path.write_text(json.dumps(proposal, indent=2) + "\n", encoding="utf-8")
+        else:
+            digest = json.loads(path.read_text(encoding="utf-8"))["meta"]["proposalHash"]
+        return path, digest
+
+    def sign_transaction(self, tx: dict[str, Any]) -> SignedTx:
+        path, digest = self.write_proposal(to=tx["to"], data=tx.get("data", "0x"), value=int(tx.get("value", 0)),
+                                           idempotency_key=str(tx.get("_idempotency_key", "")))
+        raise AwaitingSignatures(path, digest)
+
+
+def signer_for_role(environment: str, role: str, *, chain_id: int | None = None,
+                    devnet_json: dict | None = None, environ: dict[str, str] | None = None) -> Signer:
+    """The signer for `role` in `environment` (see the module docstring for the variables read)."""
+    environ = os.environ if environ is None else environ
+    prefix = f"VVOPS_SIGNER_{role.upper()}_"
+    if environ.get(prefix + "KEYSTORE"):
+        return KeystoreSigner(environ[prefix + "KEYSTORE"], password_env=environ.get(prefix + "PASSWORD_ENV"),
+                              password_secret=environ.get(prefix + "PASSWORD_SECRET"))
+    if environ.get(prefix + "SAFE"):
+        from vvops import paths
+
+        directory = environ.get("VVOPS_SIGNER_PROPOSAL_DIR") or str(paths.state_dir() / "proposals")
+        if chain_id is None:
+            raise SigningError("a multisig proposal signer needs the chain id")
+        return MultisigProposalSigner(environ[prefix + "SAFE"], directory, chain_id=chain_id)
+    if environment == "devnet":
+        return LocalKeySigner.from_devnet(role, devnet_json)
+    raise SigningError(f"no signer configured for role {role!r} in {environment}: set {prefix}KEYSTORE "
+                       f"(+ {prefix}PASSWORD_ENV or {prefix}PASSWORD_SECRET) or {prefix}SAFE")
