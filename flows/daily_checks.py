@@ -1,66 +1,64 @@
-"""Daily Operations / System Health Checks: protocol health first; infrastructure and security follow."""
+"""Daily Operations: System Health Checks, Routine Maintenance and Daily Reporting, in the playbook's order."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timezone
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
-from tasks.chain import read_contract_state
-from tasks.reports import outcomes_markdown, publish_check_table, publish_markdown
-from tasks.runtime import ops_config
-from tasks.store import count_open_incidents, record_check_run
+from flows.daily import infrastructure_checks, protocol_health, routine_maintenance, security_posture
+from tasks.alerts import raise_alerts_for_outcomes, send_alert_notifications
+from tasks.daily_report import gather_report_context, render_daily_report
+from tasks.notify import notify_summary, run_url
+from tasks.reports import publish_check_table, publish_markdown
+from tasks.store import record_check_run
 from vvops.checks import CheckOutcome
-from vvops.checks.contract_state import evaluate_contract_state
-from vvops.config import resolve_deployment
+
+SECTIONS = (
+    ("protocol", protocol_health),
+    ("infrastructure", infrastructure_checks),
+    ("security", security_posture),
+    ("maintenance", routine_maintenance),
+)
 
 
-def _contract_state_outcomes(environment: str, state: dict, open_incident: bool) -> list[CheckOutcome]:
-    cfg = ops_config(environment)
-    spec = cfg.contract(state["contract"])
-    deployment = resolve_deployment(cfg, state["contract"])
-    outcomes = evaluate_contract_state(
-        contract=state["contract"],
-        values=state["values"],
-        errors=state["errors"],
-        roles=deployment.roles,
-        approved_implementations=deployment.approved_implementations,
-        implementation=state["implementation"],
-        parameters={p.getter: (p.min, p.max) for p in spec.parameters.values()},
-        invariants=[(i.name, i.left, i.op, i.right, i.right_value) for i in spec.invariants],
-        expect=deployment.expect,
-        open_incident=open_incident,
-    )
-    return [replace(o, served_by=state["served_by"]) for o in outcomes]
+def _run_section(area: str, section, environment: str) -> list[CheckOutcome]:
+    """One playbook section; if the whole section cannot run, that is one `error` outcome, not a crash."""
+    try:
+        return list(section(environment=environment))
+    except Exception as exc:
+        return [CheckOutcome(f"{area}.section", area, "error", f"the {area} checks could not run: {type(exc).__name__}: {exc}",
+                             hint="see the sub-flow run's logs")]
 
 
 @flow(name="daily-checks", log_prints=True)
 def daily_checks(environment: str = "devnet") -> dict:
-    """Run the daily checks, persist one result per check, publish the report and return the summary."""
+    """Run every daily check, persist one result per check, alert on failures, report to the UI and Slack."""
+    logger = get_run_logger()
     started_at = datetime.now(timezone.utc)
-    cfg = ops_config(environment)
-    monitored = [c.name for c in cfg.contracts.contracts if c.kind == "vault"]
-    open_incidents = count_open_incidents()
-    states = [read_contract_state.submit(environment=environment, contract=name) for name in monitored]
-
     outcomes: list[CheckOutcome] = []
-    for name, future in zip(monitored, states):
-        try:
-            outcomes += _contract_state_outcomes(environment, future.result(), open_incidents > 0)
-        except Exception as exc:  # one unreadable contract must not hide the others
-            outcomes.append(CheckOutcome(f"protocol.contract_state.{name}", "protocol", "error",
-                                         f"could not read {name}: {exc}", hint="is the RPC reachable? see the task log"))
+    for area, section in SECTIONS:
+        outcomes += _run_section(area, section, environment)
 
     run_id = record_check_run(flow_name="daily-checks", environment=environment, outcomes=outcomes, started_at=started_at)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "warn", "crit", "error")}
-    publish_markdown(
-        key="daily-report",
-        description=f"Daily checks on {environment}",
-        markdown=f"# Daily checks — {environment} — {started_at:%Y-%m-%d %H:%M} UTC\n\n"
-        f"**{counts['ok']} ok, {counts['warn']} warn, {counts['crit']} crit, {counts['error']} error** "
-        f"· open incidents: {open_incidents} · store run #{run_id}\n\n" + outcomes_markdown(outcomes),
-    )
+    try:
+        alert_messages = raise_alerts_for_outcomes(outcomes, environment)
+        delivery = send_alert_notifications(alert_messages, environment)
+    except Exception as exc:  # the report must still go out when alerting is unavailable
+        logger.error("alerting failed: %s", exc)
+        alert_messages, delivery = [], {"sent": [], "unsent": []}
+
+    context = gather_report_context(environment=environment, now=started_at)
+    markdown = render_daily_report(environment=environment, started_at=started_at, outcomes=outcomes, counts=counts,
+                                   store_run_id=run_id, context=context)
+    publish_markdown(key="daily-report", description=f"Daily checks on {environment}", markdown=markdown)
     publish_check_table(key="daily-checks", outcomes=outcomes, description=f"All daily checks on {environment}")
+    failing = [o for o in outcomes if o.status != "ok"]
+    try:
+        notify_summary(cadence="daily", environment=environment, period=f"{started_at:%Y-%m-%d}", counts=counts,
+                       failing=failing, run_link=run_url())
+    except Exception as exc:  # Slack trouble delays the summary (outbox); it never fails the checks
+        logger.warning("daily summary not queued for Slack: %s", exc)
     return {"environment": environment, "store_run_id": run_id, "counts": counts,
-            "checks": [o.summary() for o in outcomes]}
+            "alerts": len(alert_messages), "checks": [o.summary() for o in outcomes]}

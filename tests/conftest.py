@@ -6,4 +6,7 @@ pytest_plugins = [
     "tests.fixtures.config_fixtures",
     "tests.fixtures.prefect_fixtures",
     "tests.fixtures.ops_fixtures",
+    "tests.fixtures.tls_fixtures",
+    "tests.fixtures.slack_fixtures",
+    "tests.fixtures.approval_fixtures",
 ]

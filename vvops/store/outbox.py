@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from vvops.store.db import lock_for_write
-from vvops.store.models import NotificationOutbox, OutboxStatus, utcnow
+from vvops.store.models import NotificationOutbox, OutboxStatus, SlackThread, utcnow
 
 MAX_ERROR_LENGTH = 4000
 _sequence_lock = threading.Lock()
@@ -175,3 +175,76 @@ def mark_failed(
         .execution_options(synchronize_session="fetch")
     )
     return result.rowcount == 1
+
+
+# --------------------------------------------------------------------------- threads and ordering (Slack delivery)
+
+
+def get_thread(session: Session, thread_key: str) -> SlackThread | None:
+    """Where the thread `thread_key` lives in Slack (channel id and parent ts), once its first message was sent."""
+    return session.scalars(select(SlackThread).where(SlackThread.thread_key == thread_key)).one_or_none()
+
+
+def record_thread(session: Session, *, thread_key: str, channel: str, ts: str) -> SlackThread:
+    """Remember the parent message of a thread (idempotent: the first recorded parent wins)."""
+    insert = _insert_for(session)
+    session.execute(
+        insert(SlackThread)
+        .values(thread_key=thread_key, channel=channel, ts=ts, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[SlackThread.thread_key])
+    )
+    return session.scalars(
+        select(SlackThread).where(SlackThread.thread_key == thread_key).execution_options(populate_existing=True)
+    ).one()
+
+
+def release(session: Session, *, outbox_id: int, worker_id: str, retry_at: datetime | None) -> bool:
+    """Hand a claimed row back untouched (not an attempt): pending again from `retry_at`, attempts restored."""
+    o = NotificationOutbox
+    result = session.execute(
+        update(o)
+        .where(o.id == outbox_id, o.status == OutboxStatus.SENDING.value, o.claimed_by == worker_id)
+        .values(status=OutboxStatus.PENDING.value, next_attempt_at=retry_at, attempts=o.attempts - 1,
+                claimed_by=None, claimed_at=None, lease_expires_at=None)
+        .execution_options(synchronize_session="fetch")
+    )
+    return result.rowcount == 1
+
+
+def predecessor(session: Session, row: NotificationOutbox) -> NotificationOutbox | None:
+    """The earliest row queued before `row` in the same channel or thread that is not delivered yet.
+
+    Pending/sending predecessors mean `row` must wait (order per channel and thread); a failed predecessor in
+    the same thread means the thread has no parent in Slack. Failed rows of the channel do not block it.
+    """
+    o = NotificationOutbox
+    earlier = or_(o.sequence < row.sequence, and_(o.sequence == row.sequence, o.id < row.id))
+    unsent = o.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value])
+    same = o.channel == row.channel
+    if row.thread_key is not None:
+        same = or_(same, o.thread_key == row.thread_key)
+        blocking = or_(and_(same, unsent), and_(o.thread_key == row.thread_key, o.status == OutboxStatus.FAILED.value))
+    else:
+        blocking = and_(same, unsent)
+    return session.scalars(
+        select(o).where(o.id != row.id, earlier, blocking).order_by(o.sequence, o.id).limit(1)
+    ).one_or_none()
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """When the next pending row becomes due (None when nothing is pending)."""
+    o = NotificationOutbox
+    rows = session.execute(
+        select(o.next_attempt_at).where(o.status == OutboxStatus.PENDING.value).order_by(o.next_attempt_at.is_not(None), o.next_attempt_at).limit(1)
+    ).all()
+    if not rows:
+        return None
+    return rows[0][0] or utcnow()
+
+
+def known_channel_id(session: Session, channel: str) -> str | None:
+    """The Slack channel id a channel name resolved to in an earlier delivery, if any."""
+    o = NotificationOutbox
+    return session.scalars(
+        select(o.slack_channel_id).where(o.channel == channel, o.slack_channel_id.is_not(None)).limit(1)
+    ).first()
