@@ -1,0 +1,183 @@
+"""Approve from Slack: a Starlette endpoint for Slack's interactivity requests (`block_actions`).
+
+POST /slack/interactions (form-encoded `payload=<json>`, as Slack sends it):
+1. the v0 signature is verified over the raw body (HMAC-SHA256 with the signing secret, 5-minute window,
+   replays refused); a forged, stale or replayed request gets 401 and an audit entry
+   (`slack.request.refused`, source slack);
+2. each `approval_approve` / `approval_reject` action (value = approval request id) is mapped from the
+   Slack user id to the roster person (config/team.yaml `slack_user_id`) and recorded in the store through
+   `vvops.approvals.service.record_decision` (source slack; refused decisions are stored and audited too);
+3. an accepted decision resumes the paused Prefect run with
+   `{"decision", "approver": <person id>, "reason", "slack_decision_id"}`; the flow counts it from the store
+   (exactly once). If the run is briefly not paused (it is between two pauses), the resume is retried for
+   a few seconds.
+GET /healthz answers 200.
+
+Start it with `serve_slack_interactions(host, port, environment=...)` or
+`python -m vvops.slack_app --host 127.0.0.1 --port 3000 -e devnet` (needs SLACK_SIGNING_SECRET, or the
+variable slack.yaml names; it refuses to start without one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from vvops.approvals import service
+from vvops.approvals.slack_signature import SignatureError, SlackSignatureVerifier
+
+log = logging.getLogger("vvops.slack_app")
+
+INTERACTIONS_PATH = "/slack/interactions"
+ACTIONS = {"approval_approve": "approve", "approval_reject": "reject"}
+MAX_BODY = 1 << 20
+
+
+def prefect_resume(prefect_api_url: str | None, *, attempts: int = 12, delay_s: float = 0.25) -> Callable[[str, dict], str]:
+    """A function resuming a paused run with run_input through the Prefect API; returns what happened."""
+
+    def resume(flow_run_id: str, run_input: dict[str, Any]) -> str:
+        from uuid import UUID
+
+        from prefect.exceptions import NotPausedError
+        from prefect.flow_runs import resume_flow_run
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        updates = {PREFECT_API_URL: prefect_api_url} if prefect_api_url else {}
+        with temporary_settings(updates=updates):
+            for attempt in range(attempts):
+                try:
+                    resume_flow_run(UUID(flow_run_id), run_input=run_input)
+                    return "resumed"
+                except NotPausedError:
+                    if attempt == attempts - 1:
+                        return "not_paused"
+                    time.sleep(delay_s)  # the run is between two pauses: it will pause again shortly
+        return "not_paused"
+
+    return resume
+
+
+def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engine | None = None,
+               people: Any = None, prefect_api_url: str | None = None,
+               clock: Callable[[], float] | None = None,
+               resume: Callable[[str, dict], str] | None = None) -> Starlette:
+    """The Starlette app. `people` defaults to the environment's roster; `engine` to the default store."""
+    if not signing_secret:
+        raise ValueError("a Slack signing secret is required")
+    if people is None:
+        from vvops.config import load_config
+
+        people = load_config(environment=environment).people
+    if engine is None:
+        from vvops.store import default_store_url, make_engine
+
+        engine = make_engine(default_store_url())
+    people = tuple(people)
+    by_slack_id = {p.slack_user_id: p for p in people}
+    verifier = SlackSignatureVerifier(signing_secret, clock=clock)
+    do_resume = resume or prefect_resume(prefect_api_url)
+
+    def refuse(reason: str, message: str, request: Request, status: int = 401) -> JSONResponse:
+        client = request.client.host if request.client else None
+        try:
+            service.audit_event(engine, actor="slack:unverified", action="slack.request.refused", request_id=None,
+                                subject="slack:interactions", source="slack",
+                                details={"reason": reason, "message": message, "client": client,
+                                         "timestamp": request.headers.get("x-slack-request-timestamp")})
+        except Exception:  # noqa: BLE001 - the refusal stands even when the audit log cannot be written
+            log.exception("could not audit a refused Slack request (%s)", reason)
+        log.warning("refused Slack request from %s: %s (%s)", client, reason, message)
+        return JSONResponse({"ok": False, "error": reason}, status_code=status)
+
+    def handle_action(payload: dict, action: dict) -> dict:
+        user = payload.get("user") or {}
+        slack_user = str(user.get("id") or "")
+        decision = ACTIONS[action["action_id"]]
+        try:
+            request_id = int(str(action.get("value", "")).strip())
+        except ValueError:
+            return {"ok": False, "error": "bad_request_id"}
+        person = by_slack_id.get(slack_user)
+        approver = person.id if person else f"slack:{slack_user or 'unknown'}"
+        context = {"slack_user_id": slack_user, "slack_user_name": user.get("username") or user.get("name"),
+                   "slack_team": (payload.get("team") or {}).get("id"), "action_ts": action.get("action_ts")}
+        reason = f"{decision} clicked in Slack by {person.name if person else slack_user}"
+        try:
+            result = service.record_decision(engine, request_id=request_id, approver=approver, decision=decision,
+                                             reason=reason, source="slack", people=people, context=context)
+        except KeyError:
+            return {"ok": False, "error": "unknown_request", "request_id": request_id}
+        out: dict[str, Any] = {"ok": result.accepted, "request_id": request_id, "decision_id": result.decision_id,
+                               "approver": approver, "status": result.state.status, "message": result.message}
+        if not result.accepted:
+            out["error"] = result.refusal_reason
+            return out
+        if result.state.flow_run_id:
+            out["resume"] = do_resume(result.state.flow_run_id,
+                                      {"decision": decision, "approver": approver, "reason": reason,
+                                       "slack_decision_id": result.decision_id})
+        return out
+
+    async def interactions(request: Request):
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"ok": False, "error": "too_large"}, status_code=413)
+        try:
+            verifier.verify(timestamp=request.headers.get("x-slack-request-timestamp"),
+                            signature=request.headers.get("x-slack-signature"), body=body)
+        except SignatureError as error:
+            return await run_in_threadpool(refuse, error.reason, str(error), request)
+        try:
+            raw = parse_qs(body.decode("utf-8"), strict_parsing=False).get("payload", [None])[0]
+            payload = json.loads(raw) if raw else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            payload = None
+        if not isinstance(payload, dict):
+            return JSONResponse({"ok": False, "error": "no_payload"}, status_code=400)
+        if payload.get("type") != "block_actions":
+            return JSONResponse({"ok": True, "ignored": payload.get("type")})
+        results = []
+        for action in payload.get("actions") or []:
+            if isinstance(action, dict) and action.get("action_id") in ACTIONS:
+                results.append(await run_in_threadpool(handle_action, payload, action))
+        text = "; ".join(r.get("message") or r.get("error", "") for r in results) or "nothing to do"
+        return JSONResponse({"response_type": "ephemeral", "replace_original": False, "text": text,
+                             "results": results})
+
+    async def healthz(_request: Request):
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route(INTERACTIONS_PATH, interactions, methods=["POST"]),
+                             Route("/healthz", healthz, methods=["GET"])])
+
+
+def serve_slack_interactions(host: str = "127.0.0.1", port: int = 3000, *, environment: str = "devnet",
+                             signing_secret: str | None = None, prefect_api_url: str | None = None,
+                             log_level: str = "info") -> None:
+    """Run the endpoint in the foreground (uvicorn) until stopped (SIGTERM/SIGINT)."""
+    import uvicorn
+
+    from vvops.config import load_config
+
+    cfg = load_config(environment=environment)
+    secret = signing_secret
+    if secret is None:
+        found = cfg.slack.signing_secret()
+        secret = found.get_secret_value() if found is not None else None
+    if not secret:
+        raise SystemExit(f"the Slack endpoint needs a signing secret: set {cfg.slack.signing_secret_env}")
+    app = create_app(signing_secret=secret, environment=environment, people=cfg.people,
+                     prefect_api_url=prefect_api_url)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
