@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--anvil-port", type=int, default=8545)
     up.add_argument("--no-devnet", action="store_true", help="do not start the local devnet")
     up.add_argument("--activity-interval", type=float, default=2.0, help="seconds between synthetic devnet transactions (0: none)")
+    up.add_argument("--slack-port", type=int, default=3000, help="port of the Slack interactions endpoint")
     up.add_argument("--no-history", action="store_true", help="do not seed a fresh devnet store with demo history")
     up.add_argument("--profile", choices=("embedded", "production"), default="embedded",
                     help="embedded: SQLite, deployments served in-process; production: PostgreSQL, work pool and workers")
@@ -123,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
     store.add_parser("current", help="print the store's schema revision").set_defaults(handler=_cmd_store_current)
     verify = store.add_parser("verify-audit", help="verify the hash chain of the audit log")
     verify.set_defaults(handler=_cmd_store_verify_audit)
+
+    slack = sub.add_parser("slack-endpoint", help="serve Slack's interactive buttons (Approve/Reject) on HTTP")
+    slack.add_argument("--host", default="127.0.0.1")
+    slack.add_argument("--port", type=int, default=3000)
+    slack.add_argument("--environment", "-e", default="devnet")
+    slack.set_defaults(handler=_cmd_slack_endpoint)
 
     blocks = sub.add_parser("blocks", help="Prefect blocks").add_subparsers(title="blocks commands")
     reg = blocks.add_parser("register", help="register the chain, Slack and store blocks from config")
@@ -221,6 +228,16 @@ def _cmd_devnet_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_slack_endpoint(args: argparse.Namespace) -> int:
+    from vvops.services import apply_prefect_runtime_env
+
+    apply_prefect_runtime_env()
+    from vvops.slack_app import serve_slack_interactions
+
+    serve_slack_interactions(args.host, args.port, environment=args.environment)
+    return 0
+
+
 # --- blocks -------------------------------------------------------------------------------------------
 
 
@@ -286,6 +303,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
         for line in register_blocks(environment=args.environment):
             print(f"blocks     {line}")
+        _start_slack_endpoint(args, supervisor)
 
         if production:
             _run_production(args, supervisor, started)
@@ -302,6 +320,19 @@ def _cmd_up(args: argparse.Namespace) -> int:
         supervisor.stop_all()
         print("stopped", flush=True)
     return 0
+
+
+def _start_slack_endpoint(args: argparse.Namespace, supervisor: Any) -> None:
+    """The Approve/Reject endpoint runs beside the server when Slack can sign its requests."""
+    from vvops.config import load_config
+
+    cfg = load_config(environment=args.environment)
+    if cfg.slack.signing_secret() is None:
+        print(f"slack      interactions endpoint off: set ${cfg.slack.signing_secret_env} to approve from Slack")
+        return
+    argv = [sys.executable, "-m", "vvops.cli", "slack-endpoint", "--port", str(args.slack_port), "-e", args.environment]
+    child = supervisor.start("slack-endpoint", argv)
+    print(f"slack      interactions endpoint http://127.0.0.1:{args.slack_port}/slack/interactions (log {child.log})")
 
 
 def _seed_demo_history(store_url: str) -> None:

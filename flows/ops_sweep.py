@@ -1,0 +1,33 @@
+"""Communication Protocols / escalation pathways, every minute: deliver queued Slack messages, page the next
+escalation step of unacknowledged alerts, and escalate approvals nobody answered.
+
+One scheduled flow runs the three sweeps so the machine starts one flow-run process a minute, not three.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows.alert_escalation import alert_escalation_sweep
+from flows.approval_sweep import approval_escalation_sweep
+from tasks.notify import slack_outbox_drain
+
+
+@flow(name="ops-sweep", log_prints=True)
+def ops_sweep(environment: str = "devnet") -> dict:
+    """Run each sweep; one failing sweep is reported and never stops the others."""
+    logger = get_run_logger()
+    results: dict = {}
+    sweeps = (
+        ("alerts", lambda: alert_escalation_sweep(environment=environment)),
+        ("approvals", lambda: approval_escalation_sweep()),
+        ("slack_outbox", lambda: slack_outbox_drain(environment=environment)),
+    )
+    for name, sweep in sweeps:
+        try:
+            result = sweep()
+            results[name] = {k: v for k, v in result.items() if k not in ("messages", "unsent")} if isinstance(result, dict) else result
+        except Exception as exc:
+            logger.error("%s sweep failed: %s", name, exc)
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    return results
