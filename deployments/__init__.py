@@ -72,6 +72,11 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         tags=("procedure", "incident"),
     ),
     DeploymentSpec(
+        "unpause", "flows/unpause.py:unpause",
+        "Recovery after an emergency pause: two leads approve, the timelock (owner) unpauses, verified on chain.",
+        tags=("procedure", "incident"),
+    ),
+    DeploymentSpec(
         "dr-drill", "flows/dr_drill.py:dr_drill",
         "Disaster Recovery / Recovery Testing: back up, restore, validate, measure RTO and RPO.",
         tags=("procedure", "resilience"),

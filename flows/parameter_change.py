@@ -1,14 +1,60 @@
-"""Protocol Operations / Parameter Change Process: validate a proposal against its bounds and record it."""
+"""Protocol Operations / Parameter Change Process, end to end on the chain.
+
+validate bounds and type → impact analysis on an anvil snapshot (health checks and invariants before/after,
+reverted afterwards) → approval (parameter_change policy: ops_lead, proposer excluded) → governance submission
+(timelock.schedule, key `parameter_change:<run>:schedule`) → wait for the delay (devnet: time travel) →
+execute (`...:execute`) → post-change verification (value read back, no health check worse than before) → on
+failure roll back to the previous value through the same timelock path (`...:rollback:schedule/execute`) and
+open an incident → audit every step, report (markdown artifact) and tell the procedure's Slack thread.
+
+A rejected (or expired) approval sends nothing. Every transaction is exactly-once by its key: a retry of the
+same flow run never sends twice. The rollback is an explicit branch rather than a Prefect rollback hook: it is
+itself a keyed on-chain procedure that must also run when the verification is repeated after a crash, and
+hooks only run inside the live process.
+"""
 
 from __future__ import annotations
 
-from prefect import flow
+from typing import Any, Literal
 
-from tasks.chain import read_contract_state
+from prefect import flow, get_run_logger
+
+from tasks.chain import contract_state_outcomes, read_contract_state
+from tasks.governance import procedure_update, run_through_timelock, simulate_on_snapshot
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
-from tasks.store import audit
+from tasks.store import audit, current_flow_run_id, open_incident
+from vvops.devnet.abi import contract_abi
+from vvops.procedures.impact import ImpactReport, diff_health
 from vvops.procedures.parameters import ProposalRejected, validate_parameter_change
+
+PROCEDURE = "parameter_change"
+
+
+class ParameterChangeRolledBack(RuntimeError):
+    """Post-change verification failed; the previous value was restored and an incident opened."""
+
+
+def _outcome_dicts(environment: str, state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"id": o.id, "status": o.status, "message": o.message}
+            for o in contract_state_outcomes(environment, state, open_incident=False)]
+
+
+def _health(environment: str, contract: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    state = read_contract_state(environment=environment, contract=contract)
+    return state["values"], _outcome_dicts(environment, state)
+
+
+def _verify(*, environment: str, contract: str, getter: str, expected: int, values_before: dict[str, Any],
+            outcomes_before: list[dict[str, Any]]) -> tuple[bool, str, ImpactReport]:
+    values, outcomes = _health(environment, contract)
+    report = diff_health(before_values=values_before, after_values=values, outcomes_before=outcomes_before,
+                         outcomes_after=outcomes)
+    problems = []
+    if values.get(getter) != expected:
+        problems.append(f"{getter} reads {values.get(getter)} on chain, expected {expected}")
+    problems += [f"{c.check_id} {c.before} → {c.after}" for c in report.regressions]
+    return not problems, "; ".join(problems) or f"{getter} = {expected}; health checks pass", report
 
 
 @flow(name="parameter-change", log_prints=True)
@@ -17,31 +63,141 @@ def parameter_change(
     new_value: int,
     proposer: str,
     justification: str = "",
-    risk: str = "medium",
+    risk: Literal["low", "medium", "high", "critical"] = "medium",
     contract: str = "vault",
     environment: str = "devnet",
+    approval_poll_interval: float = 10,
+    approval_deadline_seconds: float | None = None,
 ) -> dict:
-    """Change Preparation: bounds and type validation, the current on-chain value, an audited proposal."""
+    """Change one bounded parameter through the timelock, with impact analysis, approval, verification, rollback."""
+    logger = get_run_logger()
     cfg = ops_config(environment)
+    subject = f"{contract}.{parameter}"
+    run_id = current_flow_run_id() or "local"
+    key_prefix = f"{PROCEDURE}:{run_id}"
+
+    # 1. Change Preparation: bounds and type
     try:
         proposal = validate_parameter_change(contract=cfg.contract(contract), parameter=parameter, new_value=new_value)
     except ProposalRejected as exc:
-        audit(actor=proposer, action="parameter_change.rejected_invalid", subject=f"{contract}.{parameter}",
+        audit(actor=proposer, action="parameter_change.rejected_invalid", subject=subject,
               details={"new_value": str(new_value), "reason": str(exc)})
         raise
     spec = cfg.contract(contract).parameters[parameter]
+    abi = contract_abi(cfg.contract(contract).artifact)
     state = read_contract_state(environment=environment, contract=contract)
     current = state["values"].get(spec.getter)
-    audit(actor=proposer, action="parameter_change.proposed", subject=f"{contract}.{parameter}",
+    audit(actor=proposer, action="parameter_change.proposed", subject=subject,
           details={"current_value": str(current), "new_value": str(proposal.new_value), "risk": risk,
                    "justification": justification, "environment": environment})
-    publish_markdown(
-        key="parameter-change-proposal",
-        description=f"{contract}.{parameter}: {current} → {proposal.new_value}",
-        markdown=f"# Parameter change proposal\n\n| | |\n| --- | --- |\n| contract | `{contract}` ({state['address']}) |\n"
-        f"| parameter | `{parameter}` |\n| current | {current} |\n| proposed | {proposal.new_value} |\n"
-        f"| bounds | [{proposal.minimum}, {proposal.maximum}] {spec.unit} |\n| risk | {risk} |\n| proposer | {proposer} |\n\n"
-        f"{justification}\n",
-    )
-    return {"status": "validated", "contract": contract, "parameter": parameter,
-            "current_value": current, "new_value": proposal.new_value}
+    procedure_update(environment=environment, procedure=PROCEDURE, step="proposed", actor=proposer,
+                     message=f"{subject}: {current} → {proposal.new_value} ({risk} risk)")
+    if current == proposal.new_value:
+        audit(actor=proposer, action="parameter_change.no_change", subject=subject, details={"value": str(current)})
+        return {"status": "no_change", "contract": contract, "parameter": parameter, "current_value": current,
+                "new_value": proposal.new_value}
+
+    # 2. Technical impact analysis on a snapshot
+    setter_data = "0x" + abi.encode_call(spec.setter, proposal.new_value).hex()
+    if cfg.env.uses_devnet:
+        sim = simulate_on_snapshot(environment=environment, contract=contract,
+                                   calls=[{"to": contract, "data": setter_data}])
+        impact = diff_health(before_values=sim["before"], after_values=sim["after"],
+                             outcomes_before=sim["outcomes_before"], outcomes_after=sim["outcomes_after"],
+                             error=sim["error"])
+    else:
+        impact = ImpactReport(error=None)
+        logger.warning("%s: no anvil node to simulate on; impact analysis limited to bounds", environment)
+    impact_md = impact.markdown(f"Impact of {subject} {current} → {proposal.new_value}")
+    publish_markdown(key="parameter-change-impact", description=f"{subject}: {impact.summary()}"[:500],
+                     markdown=impact_md)
+    audit(actor="ops", action="parameter_change.impact_analysed", subject=subject,
+          details={"ok": impact.ok, "summary": impact.summary(),
+                   "regressions": [c.check_id for c in impact.regressions]})
+    if impact.error:
+        raise ProposalRejected(f"{subject} = {proposal.new_value} fails on a snapshot of the chain: {impact.error}")
+
+    # 3. Approval (roles and quorum from config, proposer excluded)
+    from tasks.approvals import request_approval
+
+    description_md = (f"Set `{subject}` from **{current}** to **{proposal.new_value}** {spec.unit} through the "
+                      f"timelock (bounds [{proposal.minimum}, {proposal.maximum}]).\n\n**Justification:** "
+                      f"{justification or '-'}\n\n{impact_md}")
+    outcome = request_approval(procedure=PROCEDURE, subject=f"{subject}: {current} → {proposal.new_value}", risk=risk,
+                               proposer=proposer, description_md=description_md, environment=environment,
+                               details={"contract": contract, "parameter": parameter, "current": str(current),
+                                        "new_value": str(proposal.new_value)},
+                               poll_interval=approval_poll_interval, deadline_seconds=approval_deadline_seconds)
+    base = {"contract": contract, "parameter": parameter, "previous_value": current, "new_value": proposal.new_value,
+            "approval_request_id": outcome.request_id, "approvers": outcome.approvers,
+            "impact": impact.summary()}
+    if not outcome.approved:
+        audit(actor=proposer, action="parameter_change.rejected", subject=subject,
+              details={"reason": outcome.reason, "request_id": outcome.request_id})
+        procedure_update(environment=environment, procedure=PROCEDURE, step="rejected",
+                         message=f"{subject}: not approved ({outcome.reason}); nothing sent")
+        _report(subject, {**base, "status": "rejected", "reason": outcome.reason}, impact_md)
+        return {**base, "status": "rejected", "reason": outcome.reason}
+    audit(actor=", ".join(outcome.approvers), action="parameter_change.approved", subject=subject,
+          details={"request_id": outcome.request_id})
+    procedure_update(environment=environment, procedure=PROCEDURE, step="approved",
+                     message=f"approved by {', '.join(outcome.approvers)}; queueing on the timelock")
+
+    # 4-6. Governance submission, delay, execution
+    applied = run_through_timelock(environment=environment, key_prefix=key_prefix, target=contract,
+                                   data=setter_data, description=f"{subject} {current} → {proposal.new_value}")
+    audit(actor="governance", action="parameter_change.executed", subject=subject,
+          details={"schedule_tx": applied["schedule"]["tx_hash"], "execute_tx": applied["execute"]["tx_hash"],
+                   "operation_id": applied["schedule"]["operation_id"], "waited": applied["wait"]["mode"]})
+    procedure_update(environment=environment, procedure=PROCEDURE, step="executed",
+                     message=f"executed in block {applied['execute']['block_number']}; verifying")
+
+    # 7. Post-change verification (expected change: the parameter itself)
+    ok, detail, _ = _verify(environment=environment, contract=contract, getter=spec.getter,
+                            expected=proposal.new_value, values_before=state["values"],
+                            outcomes_before=_outcome_dicts(environment, state))
+    txs = {"schedule": applied["schedule"]["tx_hash"], "execute": applied["execute"]["tx_hash"]}
+    if ok:
+        audit(actor="ops", action="parameter_change.verified", subject=subject, details={"detail": detail})
+        procedure_update(environment=environment, procedure=PROCEDURE, step="verified", message=detail)
+        result = {**base, "status": "applied", "verification": detail, "transactions": txs}
+        _report(subject, result, impact_md)
+        return result
+
+    # 8. Roll back through the same path, open an incident
+    logger.error("verification of %s failed: %s — rolling back to %s", subject, detail, current)
+    audit(actor="ops", action="parameter_change.verification_failed", subject=subject, details={"detail": detail})
+    procedure_update(environment=environment, procedure=PROCEDURE, step="verification-failed",
+                     message=f"{detail}; rolling back to {current}")
+    rollback_data = "0x" + abi.encode_call(spec.setter, int(current)).hex()
+    rolled = run_through_timelock(environment=environment, key_prefix=f"{key_prefix}:rollback", target=contract,
+                                  data=rollback_data, description=f"rollback {subject} → {current}")
+    back_ok, back_detail, _ = _verify(environment=environment, contract=contract, getter=spec.getter,
+                                      expected=int(current), values_before=state["values"],
+                                      outcomes_before=_outcome_dicts(environment, state))
+    incident = open_incident(
+        title=f"Parameter change {subject} → {proposal.new_value} failed verification"
+              + ("; rolled back" if back_ok else "; ROLLBACK DID NOT VERIFY"),
+        incident_type="technical", severity="P2" if back_ok else "P1", commander=None, opened_by="parameter-change",
+        data={"detail": detail, "rollback": back_detail, "previous_value": str(current),
+              "new_value": str(proposal.new_value), "rollback_execute_tx": rolled["execute"]["tx_hash"]})
+    audit(actor="ops", action="parameter_change.rolled_back", subject=subject,
+          details={"verified": back_ok, "detail": back_detail, "incident": incident,
+                   "execute_tx": rolled["execute"]["tx_hash"]})
+    procedure_update(environment=environment, procedure=PROCEDURE, step="rolled-back",
+                     message=f"rolled back to {current} ({back_detail}); incident {incident}")
+    result = {**base, "status": "rolled_back", "verification": detail, "rollback_verified": back_ok,
+              "rollback": back_detail, "incident": incident,
+              "transactions": {**txs, "rollback_schedule": rolled["schedule"]["tx_hash"],
+                               "rollback_execute": rolled["execute"]["tx_hash"]}}
+    _report(subject, result, impact_md)
+    raise ParameterChangeRolledBack(f"{subject}: verification failed ({detail}); rolled back to {current} "
+                                    f"({'verified' if back_ok else 'NOT verified'}); incident {incident}")
+
+
+def _report(subject: str, result: dict[str, Any], impact_md: str) -> None:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items() if k not in ("transactions", "impact"))
+    txs = "\n".join(f"- {k}: `{v}`" for k, v in (result.get("transactions") or {}).items()) or "- none (nothing sent)"
+    publish_markdown(key="parameter-change-report", description=f"{subject}: {result['status']}",
+                     markdown=f"# Parameter change {subject}: {result['status']}\n\n| | |\n| --- | --- |\n{rows}\n\n"
+                              f"## Transactions\n\n{txs}\n\n{impact_md}\n")

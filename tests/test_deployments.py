@@ -24,6 +24,7 @@ def test_cadences_are_scheduled_in_utc_and_procedures_on_demand():
         "upgrade_rollout": [],
         "incident_response": [],
         "emergency_pause": [],
+        "unpause": [],
         "dr_drill": [],
     }
 

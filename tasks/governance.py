@@ -1,0 +1,361 @@
+"""Governance actions on chain as Prefect tasks: exactly-once sends, the timelock path, the guardian pause.
+
+Public API (keyword-only; stable — other procedures build on it):
+
+- `send_action(*, environment, idempotency_key, signer_role, to, data, description, value=0) -> dict`
+    One transaction through vvops.chain.actions (stored with its signed hash and nonce before broadcast; a
+    rerun with the same key never sends again). Returns {"tx_hash", "status", "block_number", "nonce",
+    "from_address", "idempotency_key", "sent_now", "gas_used", "error"}; status "mined" or
+    "awaiting_signatures" (multisig signer: a proposal file was written). Raises ActionReverted (decoded
+    revert: at estimation nothing was sent), ActionReplaced, ActionStuck, IdempotencyConflict — never retried.
+- `schedule_on_timelock(*, environment, idempotency_key, target, data, value=0, delay=None, salt=None,
+    predecessor=None, signer_role="governance", description="") -> dict`
+    Timelock.schedule(target, value, data, predecessor, salt, delay) — delay defaults to the on-chain minimum,
+    salt to keccak(idempotency_key) so the operation id is fixed by the key. Returns the send result plus
+    {"operation_id", "target", "value", "data", "predecessor", "salt", "delay", "ready_at"}: pass it on to
+    `wait_for_timelock_delay` / `execute_on_timelock` (`**timelock_call(scheduled)`). An operation already
+    scheduled by someone else is reported ("already_scheduled"), not re-sent.
+- `wait_for_timelock_delay(*, environment, operation_id, max_wait_s=None, poll_interval_s=15) -> dict`
+    Devnet (anvil): time travel (evm_increaseTime + evm_mine) to the ready time. Real chains: polls the
+    timelock (sleeping in the flow's process) until ready, up to `max_wait_s` (default: the remaining delay +
+    10 min); raises TimelockNotReady after that. For delays of days prefer running the execute half as a
+    separate run (or `suspend_flow_run` in a deployment) — this blocking wait is fine for delays of hours.
+- `execute_on_timelock(*, environment, idempotency_key, target, data, salt, value=0, predecessor=None,
+    signer_role="governance", description="") -> dict`   Timelock.execute(...); "already_executed" when done.
+- `run_through_timelock(*, environment, key_prefix, target, data, description, value=0) -> dict`
+    plain helper for flows: schedule (`<prefix>:schedule`) → wait → execute (`<prefix>:execute`).
+- `guardian_pause(*, environment, contract="vault", idempotency_key, signer_role="guardian") -> dict`
+    The guardian calls pause() on the contract (exactly-once); verified by reading paused() afterwards.
+    Returns the send result plus {"paused": True, "already_paused": bool}; "already_paused" sends nothing.
+- `simulate_on_snapshot(*, environment, contract, calls, sender=None) -> dict`
+    Devnet only: evm_snapshot → read state + health → apply `calls` ([{"to", "data"}], sent by the impersonated
+    `sender`, default the contract owner = the timelock) → read again → evm_revert. Returns {"before",
+    "after", "outcomes_before", "outcomes_after", "reverted", "error"}. Other chains would need an anvil fork
+    of the target (not available offline): raises SimulationUnavailable.
+
+Signers come from vvops.chain.signing.signer_for_role (devnet keys from devnet.json; keystore or Safe
+proposal files elsewhere); keys never reach task parameters, results, logs or artifacts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import eth_abi
+from eth_utils import keccak, to_checksum_address
+from prefect import task
+from prefect.cache_policies import NONE as NO_CACHE
+from prefect.logging import get_run_logger
+
+from tasks.runtime import ops_config, rpc_client, store_engine
+from vvops.chain.actions import (ActionError, ActionReplaced, ActionReverted, ActionStuck, ChainActions,
+                                 IdempotencyConflict, data_hex)
+from vvops.chain.signing import SigningError, signer_for_role
+from vvops.config import resolve_deployment
+from vvops.devnet.abi import contract_abi
+from vvops.store import append_audit, session_scope
+
+ZERO32 = "0x" + "00" * 32
+PERMANENT = (ActionReverted, ActionReplaced, ActionStuck, IdempotencyConflict, SigningError)
+
+__all__ = ["send_action", "schedule_on_timelock", "wait_for_timelock_delay", "execute_on_timelock",
+           "guardian_pause", "simulate_on_snapshot", "run_through_timelock", "timelock_call", "operation_id",
+           "read_view", "TimelockNotReady", "SimulationUnavailable", "ActionError", "ActionReverted",
+           "ActionReplaced", "ActionStuck", "IdempotencyConflict"]
+
+
+class TimelockNotReady(RuntimeError):
+    """The timelock operation is not ready within the allowed wait (or is not scheduled at all)."""
+
+
+class SimulationUnavailable(RuntimeError):
+    """Impact simulation needs an anvil node (the devnet, or a fork of the target chain)."""
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except PERMANENT:
+        return False
+    except Exception:  # noqa: BLE001 - network trouble: retrying is safe, the key makes it exactly-once
+        return True
+    return False
+
+
+GOVERNANCE = dict(retries=2, retry_delay_seconds=[2, 5], retry_condition_fn=_retry_transient, cache_policy=NO_CACHE)
+
+
+def _audit(actor: str, action: str, subject: str, details: dict[str, Any]) -> None:
+    from tasks.store import current_flow_run_id
+
+    with session_scope(store_engine(), immediate=True) as session:
+        append_audit(session, actor=actor, action=action, subject=subject, source="flow",
+                     details={**details, "flow_run_id": current_flow_run_id()})
+
+
+def _address(environment: str, contract_or_address: str) -> str:
+    if contract_or_address.startswith("0x"):
+        return to_checksum_address(contract_or_address)
+    return resolve_deployment(ops_config(environment), contract_or_address).address
+
+
+def read_view(environment: str, address: str, artifact: str, fn: str, *args: Any, block: str = "latest") -> Any:
+    """One eth_call decoded with the artifact's ABI (plain function: usable inside tasks and flows)."""
+    abi = contract_abi(artifact)
+    with rpc_client(environment) as rpc:
+        raw = rpc.call("eth_call", [{"to": address, "data": data_hex(abi.encode_call(fn, *args))}, block])
+    return abi.decode_output(fn, raw)
+
+
+def _send(environment: str, idempotency_key: str, signer_role: str, to: str, data: Any, description: str,
+          value: int = 0) -> dict[str, Any]:
+    logger = get_run_logger()
+    cfg = ops_config(environment)
+    signer = signer_for_role(environment, signer_role, chain_id=cfg.env.chain_id)
+    with rpc_client(environment) as rpc:
+        actions = ChainActions(rpc, store_engine(), signer, chain_id=cfg.env.chain_id)
+        try:
+            result = actions.send(idempotency_key=idempotency_key, to=to, data=data, value=value,
+                                  description=description)
+        except ActionError as exc:
+            stored = exc.result.as_dict() if exc.result else {}
+            _audit(signer_role, "chain_action.failed", idempotency_key,
+                   {"error": str(exc), "to": to, "description": description, **stored})
+            logger.error("chain action %s failed: %s", idempotency_key, exc)
+            raise
+    out = result.as_dict()
+    _audit(signer_role, "chain_action.sent" if result.sent_now else f"chain_action.{result.status}",
+           idempotency_key, {"to": to, "description": description, "from": signer.address, **out})
+    logger.info("chain action %s: %s %s (block %s)%s", idempotency_key, result.status, result.tx_hash,
+                result.block_number, "" if result.sent_now else " — found, not sent again")
+    return out
+
+
+@task(name="send-action", **GOVERNANCE)
+def send_action(*, environment: str, idempotency_key: str, signer_role: str, to: str, data: str | bytes,
+                description: str, value: int = 0) -> dict[str, Any]:
+    """Send one keyed transaction exactly once (see the module docstring)."""
+    return _send(environment, idempotency_key, signer_role, _address(environment, to), data, description, value)
+
+
+def operation_id(target: str, value: int, data: str | bytes, predecessor: str, salt: str) -> str:
+    """Timelock.hashOperation computed locally."""
+    encoded = eth_abi.encode(["address", "uint256", "bytes", "bytes32", "bytes32"],
+                             [to_checksum_address(target), int(value), bytes.fromhex(data_hex(data)[2:]),
+                              bytes.fromhex(predecessor[2:]), bytes.fromhex(salt[2:])])
+    return "0x" + keccak(encoded).hex()
+
+
+def timelock_call(scheduled: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a `schedule_on_timelock` result that `execute_on_timelock` takes."""
+    return {k: scheduled[k] for k in ("target", "data", "salt", "value", "predecessor")}
+
+
+@task(name="schedule-on-timelock", **GOVERNANCE)
+def schedule_on_timelock(*, environment: str, idempotency_key: str, target: str, data: str | bytes, value: int = 0,
+                         delay: int | None = None, salt: str | None = None, predecessor: str | None = None,
+                         signer_role: str = "governance", description: str = "") -> dict[str, Any]:
+    """Queue a call on the timelock (exactly once per key); returns the operation and the send result."""
+    timelock = _address(environment, "timelock")
+    target = _address(environment, target)
+    data = data_hex(data)
+    salt = salt or "0x" + keccak(text=idempotency_key).hex()
+    predecessor = predecessor or ZERO32
+    if delay is None:
+        delay = int(read_view(environment, timelock, "Timelock", "getMinDelay"))
+    op = operation_id(target, value, data, predecessor, salt)
+    call = contract_abi("Timelock").encode_call("schedule", target, int(value), bytes.fromhex(data[2:]),
+                                                bytes.fromhex(predecessor[2:]), bytes.fromhex(salt[2:]), int(delay))
+    operation = {"operation_id": op, "target": target, "value": int(value), "data": data, "predecessor": predecessor,
+                 "salt": salt, "delay": int(delay), "timelock": timelock}
+    timestamp = int(read_view(environment, timelock, "Timelock", "getTimestamp", bytes.fromhex(op[2:])))
+    if timestamp != 0 and not _stored(idempotency_key):
+        get_run_logger().warning("operation %s is already on the timelock: not scheduling again", op)
+        return {**operation, "status": "already_scheduled", "tx_hash": None, "block_number": None,
+                "ready_at": timestamp, "sent_now": False, "idempotency_key": idempotency_key}
+    result = _send(environment, idempotency_key, signer_role, timelock, call,
+                   description or f"timelock.schedule({target}, {data[:10]}…) delay {delay}s")
+    ready_at = int(read_view(environment, timelock, "Timelock", "getTimestamp", bytes.fromhex(op[2:])))
+    return {**result, **operation, "ready_at": ready_at}
+
+
+def _stored(idempotency_key: str) -> bool:
+    from sqlalchemy import select
+
+    from vvops.store.models import ChainAction
+
+    with session_scope(store_engine()) as session:
+        return session.scalar(select(ChainAction.id).where(ChainAction.idempotency_key == idempotency_key)) is not None
+
+
+@task(name="wait-for-timelock-delay", cache_policy=NO_CACHE)
+def wait_for_timelock_delay(*, environment: str, operation_id: str, max_wait_s: float | None = None,
+                            poll_interval_s: float = 15) -> dict[str, Any]:
+    """Until the operation is ready: time travel on the devnet, a polling wait elsewhere."""
+    logger = get_run_logger()
+    cfg = ops_config(environment)
+    timelock = _address(environment, "timelock")
+    op = bytes.fromhex(operation_id[2:])
+    ready_at = int(read_view(environment, timelock, "Timelock", "getTimestamp", op))
+    if ready_at == 0:
+        raise TimelockNotReady(f"operation {operation_id} is not scheduled on the timelock")
+    if ready_at == 1:
+        return {"operation_id": operation_id, "ready_at": ready_at, "waited_s": 0, "mode": "already-executed"}
+    with rpc_client(environment) as rpc:
+        now = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        if now >= ready_at:
+            return {"operation_id": operation_id, "ready_at": ready_at, "waited_s": 0, "mode": "already-ready"}
+        remaining = ready_at - now
+        if cfg.env.uses_devnet:
+            rpc.call("evm_increaseTime", [remaining])
+            rpc.call("evm_mine", [])
+            logger.info("devnet: travelled %s s forward to the timelock's ready time", remaining)
+            _audit("ops", "timelock.time_travel", operation_id, {"seconds": remaining, "ready_at": ready_at})
+            return {"operation_id": operation_id, "ready_at": ready_at, "waited_s": remaining, "mode": "time-travel"}
+    limit = max_wait_s if max_wait_s is not None else remaining + 600
+    started = time.monotonic()
+    logger.info("waiting %s s for timelock operation %s (polling every %s s)", remaining, operation_id, poll_interval_s)
+    while time.monotonic() - started < limit:
+        time.sleep(min(poll_interval_s, max(1.0, limit - (time.monotonic() - started))))
+        if read_view(environment, timelock, "Timelock", "isOperationReady", op):
+            return {"operation_id": operation_id, "ready_at": ready_at,
+                    "waited_s": round(time.monotonic() - started), "mode": "waited"}
+    raise TimelockNotReady(f"operation {operation_id} not ready after {limit:.0f} s (ready at {ready_at})")
+
+
+@task(name="execute-on-timelock", **GOVERNANCE)
+def execute_on_timelock(*, environment: str, idempotency_key: str, target: str, data: str | bytes, salt: str,
+                        value: int = 0, predecessor: str | None = None, signer_role: str = "governance",
+                        description: str = "") -> dict[str, Any]:
+    """Execute a ready timelock operation (exactly once per key)."""
+    timelock = _address(environment, "timelock")
+    target = _address(environment, target)
+    data = data_hex(data)
+    predecessor = predecessor or ZERO32
+    op = operation_id(target, value, data, predecessor, salt)
+    done = bool(read_view(environment, timelock, "Timelock", "isOperationDone", bytes.fromhex(op[2:])))
+    if done and not _stored(idempotency_key):
+        return {"operation_id": op, "status": "already_executed", "tx_hash": None, "block_number": None,
+                "sent_now": False, "idempotency_key": idempotency_key}
+    call = contract_abi("Timelock").encode_call("execute", target, int(value), bytes.fromhex(data[2:]),
+                                                bytes.fromhex(predecessor[2:]), bytes.fromhex(salt[2:]))
+    result = _send(environment, idempotency_key, signer_role, timelock, call,
+                   description or f"timelock.execute({target}, {data[:10]}…)")
+    return {**result, "operation_id": op}
+
+
+def run_through_timelock(*, environment: str, key_prefix: str, target: str, data: str | bytes, description: str,
+                         value: int = 0) -> dict[str, Any]:
+    """schedule → wait for the delay → execute (call inside a flow; each step is its own task run)."""
+    scheduled = schedule_on_timelock(environment=environment, idempotency_key=f"{key_prefix}:schedule",
+                                     target=target, data=data, value=value, description=f"schedule: {description}")
+    waited = wait_for_timelock_delay(environment=environment, operation_id=scheduled["operation_id"])
+    executed = execute_on_timelock(environment=environment, idempotency_key=f"{key_prefix}:execute",
+                                   description=f"execute: {description}", **timelock_call(scheduled))
+    return {"schedule": scheduled, "wait": waited, "execute": executed}
+
+
+@task(name="guardian-pause", **GOVERNANCE)
+def guardian_pause(*, environment: str, contract: str = "vault", idempotency_key: str,
+                   signer_role: str = "guardian") -> dict[str, Any]:
+    """The guardian pauses `contract` (exactly once); returns the send result + the verified paused() value."""
+    cfg = ops_config(environment)
+    address = _address(environment, contract)
+    artifact = cfg.contract(contract).artifact
+    if bool(read_view(environment, address, artifact, "paused")) and not _stored(idempotency_key):
+        get_run_logger().warning("%s is already paused: nothing sent", contract)
+        return {"status": "already_paused", "tx_hash": None, "block_number": None, "sent_now": False,
+                "idempotency_key": idempotency_key, "paused": True, "already_paused": True}
+    result = _send(environment, idempotency_key, signer_role, address, contract_abi(artifact).encode_call("pause"),
+                   f"guardian pause of {contract}")
+    paused = bool(read_view(environment, address, artifact, "paused"))
+    if result["status"] == "mined" and not paused:
+        raise ActionError(f"{contract}.pause() mined in block {result['block_number']} but paused() is false")
+    return {**result, "paused": paused, "already_paused": False}
+
+
+def _state_and_outcomes(environment: str, contract: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from tasks.chain import contract_state_outcomes, read_contract_state
+
+    state = read_contract_state.fn(environment=environment, contract=contract)
+    outcomes = contract_state_outcomes(environment, state, open_incident=False)
+    return state, [{"id": o.id, "status": o.status, "message": o.message,
+                    "value": o.value if isinstance(o.value, (int, float, str, bool, type(None))) else str(o.value)}
+                   for o in outcomes]
+
+
+@task(name="simulate-on-snapshot", cache_policy=NO_CACHE)
+def simulate_on_snapshot(*, environment: str, contract: str, calls: list[dict[str, Any]],
+                         sender: str | None = None) -> dict[str, Any]:
+    """Apply `calls` on an anvil snapshot, read health before/after, then revert the snapshot (see docstring).
+
+    On the `vvops up` devnet the synthetic traffic of the few seconds the simulation takes is reverted too."""
+    cfg = ops_config(environment)
+    if not cfg.env.uses_devnet:
+        raise SimulationUnavailable(f"{environment}: impact simulation needs an anvil node (fork the chain with "
+                                    "`anvil --fork-url` and run it against that environment)")
+    address = _address(environment, contract)
+    state_before, outcomes_before = _state_and_outcomes(environment, contract)
+    sender = to_checksum_address(sender or state_before["values"].get("owner") or _address(environment, "timelock"))
+    result: dict[str, Any] = {"before": state_before["values"], "outcomes_before": outcomes_before,
+                              "after": None, "outcomes_after": None, "reverted": False, "error": None,
+                              "sender": sender, "contract": contract, "address": address}
+    with rpc_client(environment) as rpc:
+        snap = rpc.call("evm_snapshot")
+        try:
+            rpc.call("anvil_impersonateAccount", [sender])
+            rpc.call("anvil_setBalance", [sender, hex(10**20)])
+            for call in calls:
+                tx_hash = rpc.call("eth_sendTransaction", [{"from": sender, "to": _address(environment, call["to"]),
+                                                            "data": data_hex(call["data"]), "gas": hex(3_000_000)}])
+                receipt = None
+                for _ in range(200):
+                    receipt = rpc.call("eth_getTransactionReceipt", [tx_hash])
+                    if receipt:
+                        break
+                    time.sleep(0.05)
+                if not receipt or int(receipt["status"], 16) != 1:
+                    result["error"] = f"simulated call to {call['to']} reverted or was not mined"
+                    break
+            if result["error"] is None:
+                state_after, outcomes_after = _state_and_outcomes(environment, contract)
+                result["after"], result["outcomes_after"] = state_after["values"], outcomes_after
+        except Exception as exc:  # noqa: BLE001 - report, then revert below
+            from vvops.chain.rpc import RpcError
+
+            if isinstance(exc, RpcError):
+                from vvops.devnet.abi import decode_revert
+                from vvops.chain.actions import _revert_data
+
+                decoded = decode_revert(_revert_data(exc))
+                result["error"] = f"simulated call reverted: {decoded}" if decoded.name else str(exc)
+            else:
+                result["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            try:
+                rpc.call("anvil_stopImpersonatingAccount", [sender])
+            finally:
+                result["reverted"] = bool(rpc.call("evm_revert", [snap]))
+    if not result["reverted"]:
+        raise SimulationUnavailable(f"evm_revert({snap}) failed: the devnet keeps the simulated change")
+    return result
+
+
+def procedure_update(*, environment: str, procedure: str, step: str, message: str, actor: str | None = None,
+                     flow_run_id: str | None = None) -> bool:
+    """A reply in the procedure's Slack thread (`procedure:<flow_run_id>`); never fails the procedure."""
+    from tasks.store import current_flow_run_id
+
+    run_id = flow_run_id or current_flow_run_id() or "local"
+    try:
+        from tasks.approvals import notify_safely
+
+        return notify_safely(kind="incident_updated", channel_purpose="ops",
+                             payload={"key": f"{procedure} {run_id[:8]}", "status": step, "message": message,
+                                      "actor": actor},
+                             idempotency_key=f"procedure:{run_id}:{step}", thread_key=f"procedure:{run_id}",
+                             environment=environment)
+    except Exception as exc:  # noqa: BLE001 - Slack is best effort for procedures
+        get_run_logger().warning("procedure update %s/%s not queued: %s", procedure, step, exc)
+        return False
