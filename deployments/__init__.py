@@ -9,6 +9,7 @@ from typing import Any
 DAILY_CRON = "0 6 * * *"
 WEEKLY_CRON = "0 7 * * 1"
 MONTHLY_CRON = "0 8 1 * *"
+EVERY_MINUTE_CRON = "* * * * *"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         "dr-drill", "flows/dr_drill.py:dr_drill",
         "Disaster Recovery / Recovery Testing: back up, restore, validate, measure RTO and RPO.",
         tags=("procedure", "resilience"),
+    ),
+    DeploymentSpec(
+        "ops-sweep", "flows/ops_sweep.py:ops_sweep",
+        "Escalation pathways: deliver queued Slack messages, page unacknowledged alerts, escalate unanswered approvals.",
+        cron=EVERY_MINUTE_CRON, tags=("cadence", "sweep"),
     ),
 )
 

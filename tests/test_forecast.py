@@ -8,7 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vvops.forecast import days_to_limit, fit_trend, forecast_frame, limit_crossing, plan_capacity, resample_long
+from vvops.forecast import (
+    SeriesArrays,
+    SeriesPoints,
+    days_to_limit,
+    fit_trend,
+    forecast_frame,
+    limit_crossing,
+    plan_capacity,
+    resample_long,
+    resample_points,
+)
 
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
 
@@ -96,3 +106,106 @@ def test_too_few_points_gives_no_fit():
     assert fit_trend(pd.date_range(T0, periods=2, freq="D"), [1, 2]) is None
     plans, _, _ = plan_capacity(pd.DataFrame(columns=["series", "ts", "value"]), {}, now=T0, horizon_days=30)
     assert plans == []
+
+
+# --- columnar input (SeriesPoints) and the DataFrame adapter -----------------------------------------------------
+
+def _two_series_frame(seed=5):
+    ts, y = _series(days=60, slope=0.5, level=40, noise=1, seed=seed)
+    ts2, y2 = _series(days=45, slope=-0.1, level=70, noise=1, seed=seed + 1)
+    return pd.concat([pd.DataFrame({"series": "cpu", "ts": ts, "value": y}),
+                      pd.DataFrame({"series": "free", "ts": ts2, "value": y2})], ignore_index=True)
+
+
+def _groupby_reference(df, freq="1D"):
+    """Per (series, bucket) mean and count the slow, obvious way."""
+    ts = pd.to_datetime(df["ts"], utc=True)
+    g = df.assign(ts=ts.dt.floor(freq)).groupby(["series", "ts"])["value"].agg(["mean", "count"]).reset_index()
+    return g.rename(columns={"mean": "value"})
+
+
+LIMITS = {"cpu": {"limit": 100, "unit": "%", "action": "add cores"},
+          "free": {"limit": 50, "direction": "below"}, "missing": {"limit": 1}}
+NOW = T0 + timedelta(days=60)
+
+
+def _same_plans(a, b):
+    (pa, fa, ra), (pb, fb, rb) = a, b
+    assert [p.as_dict() for p in pa] == [p.as_dict() for p in pb]
+    assert fa == fb
+    pd.testing.assert_frame_equal(ra, rb)
+
+
+def test_resample_matches_a_groupby_reference_whatever_the_row_order_and_time_zone():
+    df = _two_series_frame()
+    ref = _groupby_reference(df, "6h")
+    shuffled = df.sample(frac=1, random_state=0)
+    for variant in (df, shuffled, shuffled.assign(ts=shuffled["ts"].dt.tz_convert("Asia/Kolkata")),
+                    shuffled.assign(ts=shuffled["ts"].dt.tz_localize(None)),  # naive: taken as UTC
+                    shuffled.assign(series=shuffled["series"].astype("category")),
+                    shuffled.assign(series=shuffled["series"].astype(object), ts=shuffled["ts"].dt.as_unit("s"))):
+        out = resample_points(variant, "6h")
+        assert list(out["series"]) == list(ref["series"])
+        assert (out["ts"].to_numpy() == ref["ts"].to_numpy()).all()
+        np.testing.assert_allclose(out["value"], ref["value"], rtol=1e-12)
+        assert list(out["count"]) == list(ref["count"])
+        pd.testing.assert_frame_equal(out, resample_long(variant, "6h"))
+
+
+def test_columnar_input_gives_the_same_plans_as_the_frame():
+    df = _two_series_frame()
+    arrays = {name: (pd.DatetimeIndex(g["ts"]).as_unit("s").asi8, g["value"].to_numpy())
+              for name, g in df.groupby("series")}
+    columnar = SeriesPoints.from_arrays({"free": arrays["free"], "cpu": arrays["cpu"]})  # any order of series
+    assert columnar.unit == "s" and len(columnar) == len(df)
+    expected = plan_capacity(df, LIMITS, now=NOW, horizon_days=60)
+    _same_plans(expected, plan_capacity(columnar, LIMITS, now=NOW, horizon_days=60))
+    # per-series arrays (plain mapping = epoch seconds), which skip codes and concatenation altogether
+    _same_plans(expected, plan_capacity(arrays, LIMITS, now=NOW, horizon_days=60))
+    _same_plans(expected, plan_capacity(SeriesArrays({k: (t * 10**9, v) for k, (t, v) in arrays.items()}, unit="ns"),
+                                        LIMITS, now=NOW, horizon_days=60))
+    # epoch milliseconds and a categorical series column too
+    ms = SeriesPoints.from_arrays({k: (t * 1000, v) for k, (t, v) in arrays.items()}, unit="ms")
+    _same_plans(expected, plan_capacity(ms, LIMITS, now=NOW, horizon_days=60))
+    cat = df.assign(series=pd.Categorical(df["series"], categories=["zzz", "free", "cpu"]))  # an unused category
+    _same_plans(expected, plan_capacity(cat, LIMITS, now=NOW, horizon_days=60))
+    by = {p.series: p for p in expected[0]}
+    assert by["cpu"].within_horizon and "add cores" in by["cpu"].recommendation
+    assert by["free"].slope_per_day == pytest.approx(-0.1, rel=0.1)
+    assert by["missing"].points == 0
+
+
+def test_lookback_keeps_exactly_the_window_on_integer_timestamps():
+    df = _two_series_frame()
+    now = T0 + timedelta(days=40, hours=5, microseconds=500)
+    ts = pd.DatetimeIndex(df["ts"])
+    window = df[np.asarray((ts >= now - timedelta(days=20)) & (ts <= now))]
+    expected = plan_capacity(window, LIMITS, now=now, horizon_days=30)
+    _same_plans(expected, plan_capacity(df, LIMITS, now=now, horizon_days=30, lookback_days=20))
+    arrays = {name: (pd.DatetimeIndex(g["ts"]).as_unit("s").asi8, g["value"].to_numpy())
+              for name, g in df.groupby("series")}
+    _same_plans(expected, plan_capacity(SeriesPoints.from_arrays(arrays), LIMITS, now=now, horizon_days=30,
+                                        lookback_days=20))
+    _same_plans(expected, plan_capacity(arrays, LIMITS, now=now, horizon_days=30, lookback_days=20))
+    # a window that leaves a series without points: it is planned as having none
+    plans, fits, _ = plan_capacity(arrays, LIMITS, now=T0 + timedelta(days=58), horizon_days=30, lookback_days=5)
+    assert {p.series: p.points for p in plans}["free"] == 0 and set(fits) == {"cpu"}
+
+
+def test_series_points_validation_and_missing_names():
+    with pytest.raises(ValueError):
+        SeriesPoints.from_arrays({"a": ([1, 2, 3], [1.0, 2.0])})
+    with pytest.raises(ValueError):
+        resample_points(SeriesPoints.from_arrays({"a": ([1, 2], [1.0, 2.0])}), "500ms")  # finer than seconds
+    with pytest.raises(ValueError):
+        SeriesArrays({"a": ([1, 2, 3], [1.0, 2.0])})
+    with pytest.raises(ValueError):
+        resample_points({"a": ([1, 2], [1.0, 2.0])}, "500ms")
+    assert resample_points({}).empty and resample_points({"a": ([], [])}).empty
+    df = pd.DataFrame({"series": ["a", None, "a"], "ts": pd.to_datetime(["2026-01-01T01:00Z"] * 3),
+                       "value": [1.0, 100.0, 3.0]})
+    out = resample_points(df)
+    assert out.to_dict("list")["value"] == [2.0] and list(out["count"]) == [2]
+    assert resample_points(SeriesPoints.from_arrays({})).empty
+    plans, fits, resampled = plan_capacity(SeriesPoints.from_arrays({}), {"x": {"limit": 1}}, now=T0, horizon_days=7)
+    assert [p.series for p in plans] == ["x"] and fits == {} and resampled.empty

@@ -31,7 +31,7 @@ import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from statistics import NormalDist
-from typing import Iterable, Literal
+from typing import Iterable, Literal, Mapping
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ __all__ = [
     "days_to_limit",
     "limit_crossing",
     "resample_long",
+    "resample_points",
+    "SeriesPoints",
+    "SeriesArrays",
     "plan_capacity",
 ]
 
@@ -202,33 +205,261 @@ def limit_crossing(fit: TrendFit, now: datetime, limit: float, direction: Direct
                          date_central=date(central), date_earliest=date(earliest))
 
 
+_UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+@dataclass(frozen=True)
+class SeriesPoints:
+    """Points in columnar form: the fast input of `plan_capacity` / `resample_points`.
+
+    `codes[i]` indexes `names` (the series of point i, like a categorical's codes); `ts[i]` is an integer
+    instant since the Unix epoch (UTC) in `unit` ("s", "ms", "us" or "ns"); `values[i]` is a float.
+    No string hashing and no time-zone arithmetic happens on the points themselves.
+    Build one with `from_arrays` (per-series numpy arrays) or `from_frame` (a long DataFrame).
+    """
+
+    names: tuple[str, ...]
+    codes: np.ndarray
+    ts: np.ndarray
+    values: np.ndarray
+    unit: str = "s"
+
+    def __post_init__(self) -> None:
+        if self.unit not in _UNIT_NS:
+            raise ValueError(f"unit must be one of {sorted(_UNIT_NS)}")
+        if not len(self.codes) == len(self.ts) == len(self.values):
+            raise ValueError("codes, ts and values must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @property
+    def empty(self) -> bool:
+        return len(self.ts) == 0
+
+    @classmethod
+    def from_arrays(cls, series: Mapping[str, tuple[Iterable, Iterable[float]]], *, unit: str = "s") -> SeriesPoints:
+        """`series`: name → (integer epoch timestamps in `unit`, values), e.g. int64 epoch seconds + float64."""
+        names = tuple(series)
+        ts_parts = [np.asarray(t, dtype=np.int64) for t, _ in series.values()]
+        val_parts = [np.asarray(v, dtype=float) for _, v in series.values()]
+        for name, t, v in zip(names, ts_parts, val_parts):
+            if len(t) != len(v):
+                raise ValueError(f"series {name!r}: {len(t)} timestamps but {len(v)} values")
+        lengths = np.fromiter((len(t) for t in ts_parts), dtype=np.int64, count=len(names))
+        code_dtype = np.int32 if len(names) < 2**31 else np.int64
+        return cls(names=names, codes=np.repeat(np.arange(len(names), dtype=code_dtype), lengths),
+                   ts=np.concatenate(ts_parts) if ts_parts else np.empty(0, np.int64),
+                   values=np.concatenate(val_parts) if val_parts else np.empty(0, float), unit=unit)
+
+    @classmethod
+    def from_frame(cls, points: pd.DataFrame, *, series_col: str = "series", ts_col: str = "ts",
+                   value_col: str = "value") -> SeriesPoints:
+        """Adapter from a long frame (series, ts, value). Rows without a series name are dropped.
+
+        Timestamps: a datetime64 column is used as stored (aware → its UTC instant; naive → taken as UTC), so
+        there is no per-row time-zone conversion; anything else goes through `pd.to_datetime(utc=True)`.
+        Series: a categorical column's codes are used as they are; strings are factorised per *run* of equal
+        adjacent names (metrics arrive grouped by series), so only a handful of strings are hashed.
+        """
+        codes, names = _series_codes(points[series_col])
+        col = points[ts_col]
+        arr = col.array if pd.api.types.is_datetime64_any_dtype(col.dtype) else \
+            pd.DatetimeIndex(pd.to_datetime(col, utc=True)).array
+        unit, ts = arr.unit, np.asarray(arr.asi8)  # aware: the UTC instant; naive: wall time taken as UTC
+        values = points[value_col].to_numpy(dtype=float)
+        keep = codes >= 0
+        if not keep.all():
+            codes, ts, values = codes[keep], ts[keep], values[keep]
+        return cls(names=names, codes=codes, ts=ts, values=values, unit=unit)
+
+
+@dataclass(frozen=True)
+class SeriesArrays:
+    """Points as per-series numpy arrays: name → (integer epoch timestamps in `unit`, UTC; float values).
+
+    The fastest input of `plan_capacity`: each series is bucketed and summed on its own (`np.bincount` over its
+    day index), with no concatenation, no codes and no key array. A plain mapping passed to `plan_capacity` is
+    read as this with `unit="s"` (int64 epoch seconds + float64 values).
+    """
+
+    series: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    unit: str = "s"
+
+    def __post_init__(self) -> None:
+        if self.unit not in _UNIT_NS:
+            raise ValueError(f"unit must be one of {sorted(_UNIT_NS)}")
+        norm = {}
+        for name, (t, v) in self.series.items():
+            t, v = np.asarray(t, dtype=np.int64), np.asarray(v, dtype=float)  # no copy when already so
+            if t.shape != v.shape or t.ndim != 1:
+                raise ValueError(f"series {name!r}: {t.shape} timestamps but {v.shape} values")
+            norm[name] = (t, v)
+        object.__setattr__(self, "series", norm)
+
+    def __len__(self) -> int:
+        return sum(len(t) for t, _ in self.series.values())
+
+
+def _series_codes(col: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(codes, names) of a series-name column; -1 for missing names. Names keep the order of first appearance
+    (categoricals: the categories' order)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return np.asarray(col.cat.codes, dtype=np.int32), tuple(col.cat.categories)
+    n = len(col)
+    arr = col.to_numpy(dtype=object)
+    if n:
+        # boundaries of runs of the same name: identical str objects compare by pointer, so this is ~10 ns/row
+        starts = np.flatnonzero(np.concatenate(([True], arr[1:] != arr[:-1])))
+        if len(starts) <= n // 8:
+            run_codes, names = pd.factorize(arr[starts], sort=False)
+            codes = np.repeat(run_codes.astype(np.int32), np.diff(np.append(starts, n)))
+            return codes, tuple(names)
+    codes, names = pd.factorize(arr, sort=False)
+    return codes.astype(np.int32), tuple(names)
+
+
+Points = pd.DataFrame | SeriesPoints | SeriesArrays | Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _as_input(points: Points) -> SeriesPoints | SeriesArrays:
+    if isinstance(points, (SeriesPoints, SeriesArrays)):
+        return points
+    if isinstance(points, pd.DataFrame):
+        return SeriesPoints.from_frame(points)
+    return SeriesArrays(points)
+
+
+def _step(freq: str, unit: str) -> tuple[int, int]:
+    """(bucket width in `unit`, in ns)."""
+    step_ns = int(pd.Timedelta(freq).value)
+    if step_ns <= 0 or step_ns % _UNIT_NS[unit]:
+        raise ValueError(f"freq {freq!r} is not a positive whole number of {unit!r}")
+    return step_ns // _UNIT_NS[unit], step_ns
+
+
+def _epoch_in_unit(ts: pd.Timestamp, unit: str, *, ceil: bool) -> int:
+    """`ts` as an integer count of `unit` since the epoch, rounded up (ceil) or down."""
+    q, r = divmod(_to_utc(ts).as_unit("ns").value, _UNIT_NS[unit])
+    return q + 1 if ceil and r else q
+
+
+@dataclass(frozen=True)
+class _Resampled:
+    """Per (series, bucket) means as arrays, rows ordered by series name then time; `bounds[i]:bounds[i+1]` are
+    the rows of `names[i]`."""
+
+    names: tuple[str, ...]
+    bounds: np.ndarray
+    bucket_ns: np.ndarray  # bucket start, ns since the epoch (UTC)
+    value: np.ndarray
+    count: np.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        reps = np.diff(self.bounds)
+        series = np.repeat(np.asarray(self.names, dtype=object), reps) if len(self.names) else \
+            np.empty(0, dtype=object)
+        return pd.DataFrame({"series": series,
+                             "ts": pd.DatetimeIndex(self.bucket_ns.astype("datetime64[ns]")).tz_localize("UTC"),
+                             "value": self.value, "count": self.count})
+
+
+def _resample(p: SeriesPoints, freq: str) -> _Resampled:
+    """Mean per (series, bucket): integer bucketing of the epoch timestamps and one `np.bincount` pass."""
+    step, step_ns = _step(freq, p.unit)
+    if p.empty:
+        return _Resampled((), np.zeros(1, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
+    key = p.ts // step  # bucket index; the in-place steps below keep to two arrays of n int64 (fewer page faults)
+    b0 = int(key.min())
+    nb = int(key.max()) - b0 + 1
+    key -= b0
+    # rank of each series by name, so the output is ordered by name (as a sorted factorisation would be)
+    order = sorted(range(len(p.names)), key=lambda i: p.names[i])
+    names = tuple(p.names[i] for i in order)
+    if len(names) > 1:
+        if order == list(range(len(order))):
+            offset = p.codes.astype(np.int64)
+        else:
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            offset = rank[p.codes]
+        offset *= nb
+        key += offset
+        del offset
+    size = len(names) * nb
+    counts = np.bincount(key, minlength=size)
+    sums = np.bincount(key, weights=p.values, minlength=size)
+    nz = np.flatnonzero(counts)
+    series_idx = nz // nb
+    bounds = np.searchsorted(series_idx, np.arange(len(names) + 1))
+    present = np.diff(bounds) > 0
+    if not present.all():  # a name (category) without points
+        keep = np.flatnonzero(present)
+        names = tuple(names[i] for i in keep)
+        bounds = np.append(bounds[keep], bounds[-1])
+    return _Resampled(names=names, bounds=bounds, bucket_ns=(nz % nb + b0) * step_ns,
+                      value=sums[nz] / counts[nz], count=counts[nz])
+
+
+def _resample_arrays(a: SeriesArrays, freq: str, window: tuple[int, int] | None = None) -> _Resampled:
+    """Like `_resample`, one series at a time; `window`: (lo, hi) inclusive bounds on the timestamps."""
+    step, step_ns = _step(freq, a.unit)
+    names, bounds, buckets, values, counts = [], [0], [], [], []
+    for name in sorted(a.series):
+        t, v = a.series[name]
+        if window is not None and len(t) and (t.min() < window[0] or t.max() > window[1]):
+            keep = (t >= window[0]) & (t <= window[1])
+            t, v = t[keep], v[keep]
+        if not len(t):
+            continue
+        bucket = t // step
+        b0 = int(bucket.min())
+        bucket -= b0
+        cnt = np.bincount(bucket)
+        total = np.bincount(bucket, weights=v)
+        nz = np.flatnonzero(cnt)
+        names.append(name)
+        bounds.append(bounds[-1] + len(nz))
+        buckets.append((nz + b0) * step_ns)
+        values.append(total[nz] / cnt[nz])
+        counts.append(cnt[nz])
+    if not names:
+        return _Resampled((), np.zeros(1, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
+    return _Resampled(names=tuple(names), bounds=np.asarray(bounds), bucket_ns=np.concatenate(buckets),
+                      value=np.concatenate(values), count=np.concatenate(counts))
+
+
+def _resample_input(p: SeriesPoints | SeriesArrays, freq: str,
+                    window: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> _Resampled:
+    bounds = None if window is None else (_epoch_in_unit(window[0], p.unit, ceil=True),
+                                          _epoch_in_unit(window[1], p.unit, ceil=False))
+    if isinstance(p, SeriesArrays):
+        return _resample_arrays(p, freq, bounds)
+    if bounds is not None and not p.empty and (p.ts.min() < bounds[0] or p.ts.max() > bounds[1]):
+        keep = (p.ts >= bounds[0]) & (p.ts <= bounds[1])
+        p = SeriesPoints(names=p.names, codes=p.codes[keep], ts=p.ts[keep], values=p.values[keep], unit=p.unit)
+    return _resample(p, freq)
+
+
+def resample_points(points: Points, freq: str = "1D") -> pd.DataFrame:
+    """Mean per (series, time bucket) of columnar (`SeriesArrays`, `SeriesPoints`, a mapping) or long-frame
+    points; buckets aligned on the Unix epoch (UTC). Returns columns series, ts, value, count (ordered by series
+    name, then time)."""
+    return _resample_input(_as_input(points), freq).frame()
+
+
 def resample_long(points: pd.DataFrame, freq: str = "1D", *, series_col: str = "series", ts_col: str = "ts",
                   value_col: str = "value") -> pd.DataFrame:
     """Mean per (series, time bucket) of a long frame; buckets aligned on the Unix epoch in UTC.
 
-    Vectorised with integer bucketing and `np.bincount` (one pass over the data), which is several times
-    faster than `groupby(...).resample(...)` on millions of rows. Returns columns series, ts, value, count.
+    A thin adapter over `SeriesPoints.from_frame` + integer bucketing with `np.bincount` (one pass over the
+    data). Returns columns series, ts, value, count.
     """
     if points.empty:
         return pd.DataFrame({"series": pd.Series(dtype=object), "ts": pd.Series(dtype="datetime64[ns, UTC]"),
                              "value": pd.Series(dtype=float), "count": pd.Series(dtype="int64")})
-    step = int(pd.Timedelta(freq).value)
-    ts = pd.DatetimeIndex(points[ts_col])
-    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
-    ns = ts.as_unit("ns").asi8
-    bucket = ns // step
-    b0 = int(bucket.min())
-    nb = int(bucket.max()) - b0 + 1
-    codes, names = pd.factorize(points[series_col], sort=True)
-    key = codes.astype(np.int64) * nb + (bucket - b0)
-    values = points[value_col].to_numpy(dtype=float)
-    size = len(names) * nb
-    counts = np.bincount(key, minlength=size)
-    sums = np.bincount(key, weights=values, minlength=size)
-    nz = np.nonzero(counts)[0]
-    out_ts = pd.to_datetime((nz % nb + b0) * step, utc=True)
-    return pd.DataFrame({"series": np.asarray(names, dtype=object)[nz // nb], "ts": out_ts,
-                         "value": sums[nz] / counts[nz], "count": counts[nz]})
+    return _resample(SeriesPoints.from_frame(points, series_col=series_col, ts_col=ts_col, value_col=value_col),
+                     freq).frame()
 
 
 @dataclass(frozen=True)
@@ -256,40 +487,39 @@ class CapacityPlan:
         return asdict(self)
 
 
-def plan_capacity(points: pd.DataFrame, limits: dict[str, dict], *, now: datetime, horizon_days: int,
-                  freq: str = "1D", confidence: float = 0.95, lookback_days: int | None = None
+def plan_capacity(points: Points, limits: dict[str, dict], *, now: datetime,
+                  horizon_days: int, freq: str = "1D", confidence: float = 0.95, lookback_days: int | None = None
                   ) -> tuple[list[CapacityPlan], dict[str, TrendFit], pd.DataFrame]:
     """Resample, fit a trend per series, and find when each configured limit is reached.
 
-    `points`: long frame (series, ts, value). `limits`: series → {limit, direction, unit, action}
-    (series without an entry get a trend and no limit). Returns (plans, fits by series, resampled frame).
-    A limit counts as inside the horizon when its *earliest* crossing (band edge) is within `horizon_days`.
+    `points`, fastest first: `SeriesArrays` or a plain mapping series → (int64 epoch seconds, float64 values);
+    `SeriesPoints` (series codes + integer epoch timestamps + values); or a long frame (series, ts, value),
+    adapted with `SeriesPoints.from_frame` (kept for callers that hold a DataFrame). `limits`: series →
+    {limit, direction, unit, action} (series without an entry get a trend and no limit).
+    Returns (plans, fits by series, resampled frame). A limit counts as inside the horizon when its *earliest*
+    crossing (band edge) is within `horizon_days`.
     """
     now_ts = _to_utc(now)
-    if lookback_days is not None and not points.empty:
-        ts = pd.DatetimeIndex(points["ts"])
-        ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
-        keep = (ts >= now_ts - pd.Timedelta(days=lookback_days)) & (ts <= now_ts)
-        points = points[np.asarray(keep)]
-    resampled = resample_long(points, freq)
+    window = None if lookback_days is None else (now_ts - pd.Timedelta(days=lookback_days), now_ts)
+    r = _resample_input(_as_input(points), freq, window)
     plans: list[CapacityPlan] = []
     fits: dict[str, TrendFit] = {}
-    names = sorted(set(resampled["series"]) | set(limits)) if not resampled.empty else sorted(limits)
-    groups = {name: g for name, g in resampled.groupby("series", sort=False)} if not resampled.empty else {}
-    for name in names:
+    rows = {name: (int(r.bounds[i]), int(r.bounds[i + 1])) for i, name in enumerate(r.names)}
+    for name in sorted(set(rows) | set(limits)):
         spec = limits.get(name, {})
         limit = spec.get("limit")
         direction = spec.get("direction", "above")
         unit = spec.get("unit", "")
-        g = groups.get(name)
+        a, b = rows.get(name, (0, 0))
+        n_rows = b - a
         fit = None
-        if g is not None and len(g) >= 3:
-            origin = g["ts"].iloc[0]
-            x = (pd.DatetimeIndex(g["ts"]).asi8 - origin.value) / NS_PER_DAY
-            fit = _fit_xy(origin, x, g["value"].to_numpy(dtype=float), confidence)
+        if n_rows >= 3:
+            origin_ns = int(r.bucket_ns[a])
+            x = (r.bucket_ns[a:b] - origin_ns) / NS_PER_DAY
+            fit = _fit_xy(pd.Timestamp(origin_ns, unit="ns", tz="UTC"), x, r.value[a:b], confidence)
         if fit is None:
-            plans.append(CapacityPlan(series=name, points=0 if g is None else len(g),
-                                      last_value=None if g is None or g.empty else float(g["value"].iloc[-1]),
+            plans.append(CapacityPlan(series=name, points=n_rows,
+                                      last_value=float(r.value[b - 1]) if n_rows else None,
                                       level_now=None, slope_per_day=None, growth_pct_30d=None, r2=None,
                                       limit=limit, direction=direction, unit=unit, days_central=None,
                                       days_earliest=None, date_central=None, date_earliest=None,
@@ -308,13 +538,13 @@ def plan_capacity(points: pd.DataFrame, limits: dict[str, dict], *, now: datetim
                     + (f"; trend: {crossing.date_central}" if crossing.date_central else "") + ")")
             rec = f"{name} {when}: {spec.get('action') or 'plan capacity'}"
         plans.append(CapacityPlan(
-            series=name, points=int(g["count"].sum()), last_value=float(g["value"].iloc[-1]), level_now=level,
+            series=name, points=int(r.count[a:b].sum()), last_value=float(r.value[b - 1]), level_now=level,
             slope_per_day=fit.slope_per_day, growth_pct_30d=growth, r2=fit.r2, limit=limit, direction=direction,
             unit=unit, days_central=crossing.days_central if crossing else None,
             days_earliest=crossing.days_earliest if crossing else None,
             date_central=crossing.date_central if crossing else None,
             date_earliest=crossing.date_earliest if crossing else None, within_horizon=within, recommendation=rec))
-    return plans, fits, resampled
+    return plans, fits, r.frame()
 
 
 def utc(dt: datetime) -> datetime:
