@@ -14,6 +14,7 @@ from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 
 from vvops.chain.rpc import RpcClient
+from vvops.devnet.abi import split_types
 
 AGGREGATE3 = "aggregate3((address,bool,bytes)[])"
 IMPLEMENTATION_SLOT = "0x360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc"
@@ -27,21 +28,7 @@ def selector(signature: str) -> bytes:
 
 def _arg_types(signature: str) -> list[str]:
     inner = signature[signature.index("(") + 1 : signature.rindex(")")]
-    return _split_types(inner) if inner else []
-
-
-def _split_types(inner: str) -> list[str]:
-    types, depth, current = [], 0, ""
-    for char in inner:
-        if char == "," and depth == 0:
-            types.append(current)
-            current = ""
-            continue
-        depth += char == "("
-        depth -= char == ")"
-        current += char
-    types.append(current)
-    return types
+    return split_types(inner) if inner else []
 
 
 def encode_call(signature: str, args: tuple[Any, ...] = ()) -> bytes:

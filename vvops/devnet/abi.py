@@ -57,14 +57,15 @@ def _normalize(typ: str, value: Any) -> Any:
         base = typ[: typ.rindex("[")]
         return [_normalize(base, v) for v in value]
     if typ.startswith("("):
-        inner = _split_tuple(typ[1:-1])
+        inner = split_types(typ[1:-1])
         return tuple(_normalize(t, v) for t, v in zip(inner, value))
     if typ == "address":
         return to_checksum_address(value)
     return value
 
 
-def _split_tuple(inner: str) -> list[str]:
+def split_types(inner: str) -> list[str]:
+    """Split a comma-separated ABI type list at the top level only: "uint256,(address,bool)" → 2 types."""
     parts, depth, cur = [], 0, ""
     for ch in inner:
         if ch == "," and depth == 0:
