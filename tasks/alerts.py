@@ -16,11 +16,12 @@ from prefect import task
 from prefect.cache_policies import NONE as NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.policies import STORE_RETRIES as BASE_STORE_RETRIES
 from tasks.runtime import ops_config, store_engine
 from vvops.alerting import AlertService
 from vvops.checks import CheckOutcome
 
-STORE_RETRIES = dict(retries=3, retry_delay_seconds=[1, 2, 4], timeout_seconds=60, cache_policy=NO_CACHE)
+STORE_RETRIES = {**BASE_STORE_RETRIES, "cache_policy": NO_CACHE}
 
 
 def _now(now: datetime | None) -> datetime:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.tasks import exponential_backoff
 
+from tasks.policies import NETWORK_RETRIES
 from tasks.runtime import ops_config, rpc_client
 from vvops.chain.reader import ViewCall, read_implementation, read_views
 from vvops.config import resolve_deployment
 from vvops.devnet.abi import contract_abi, param_type, signature
 
-NETWORK_RETRIES = dict(retries=2, retry_delay_seconds=exponential_backoff(0.5), retry_jitter_factor=0.5, timeout_seconds=60)
 
 
 def _view_calls(contract_name: str, address: str, artifact: str, getters: list[str]) -> list[ViewCall]:
@@ -85,8 +84,6 @@ from vvops.checks.protocol import evaluate_activity, evaluate_network, evaluate_
 from vvops.metrics import MetricPoint  # noqa: E402
 
 
-# Client-side timeouts bound every RPC call (a task timeout cannot interrupt a worker thread: field notes).
-CHECK_RETRIES = dict(retries=2, retry_delay_seconds=exponential_backoff(0.5), retry_jitter_factor=0.5)
 
 
 def _elapsed_ms(started: float) -> float:
@@ -113,7 +110,7 @@ def contract_state_outcomes(environment: str, state: dict[str, Any], *, open_inc
     return [_replace(o, served_by=state["served_by"], details={**o.details, **rpc_details}) for o in outcomes]
 
 
-@task(name="check-contract-state", **CHECK_RETRIES)
+@task(name="check-contract-state", **NETWORK_RETRIES)
 def check_contract_state(*, environment: str, contract: str, open_incident: bool = False) -> dict[str, Any]:
     """Read a contract's state in one Multicall batch and evaluate it; metrics: TVL and liabilities."""
     started = _time.perf_counter()
@@ -127,7 +124,7 @@ def check_contract_state(*, environment: str, contract: str, open_incident: bool
     return {"outcomes": outcomes, "metrics": metrics}
 
 
-@task(name="find-window-blocks", **CHECK_RETRIES)
+@task(name="find-window-blocks", **NETWORK_RETRIES)
 def find_window(*, environment: str, window_hours: float) -> dict[str, Any]:
     """The block range of the last `window_hours` (chain time), capped at the activity check's max_blocks."""
     params = ops_config(environment).check("protocol.onchain_activity").typed_params()
@@ -182,7 +179,7 @@ def activity_outcomes(rpc: RpcClient, *, environment: str, contract: str, window
     return {"outcomes": outcomes, "metrics": metrics}
 
 
-@task(name="check-onchain-activity", **CHECK_RETRIES)
+@task(name="check-onchain-activity", **NETWORK_RETRIES)
 def check_onchain_activity(*, environment: str, contract: str, window: dict[str, Any]) -> dict[str, Any]:
     check = ops_config(environment).check("protocol.onchain_activity")
     with rpc_client(environment) as rpc:
@@ -214,7 +211,7 @@ def tx_error_outcomes(rpc: RpcClient, *, environment: str, contracts: list[str],
     return {"outcomes": [outcome], "metrics": metrics}
 
 
-@task(name="check-tx-error-rate", **CHECK_RETRIES)
+@task(name="check-tx-error-rate", **NETWORK_RETRIES)
 def check_tx_error_rate(*, environment: str, contracts: list[str], window: dict[str, Any]) -> dict[str, Any]:
     with rpc_client(environment) as rpc:
         return tx_error_outcomes(rpc, environment=environment, contracts=contracts, window=_window(window))
@@ -244,7 +241,7 @@ def network_outcomes(rpc: RpcClient, *, environment: str, now: float | None = No
     return {"outcomes": outcomes, "metrics": metrics}
 
 
-@task(name="check-network-conditions", **CHECK_RETRIES)
+@task(name="check-network-conditions", **NETWORK_RETRIES)
 def check_network_conditions(*, environment: str) -> dict[str, Any]:
     with rpc_client(environment) as rpc:
         return network_outcomes(rpc, environment=environment)

@@ -10,6 +10,7 @@ import pandas as pd
 from prefect import task
 from sqlalchemy import select
 
+from tasks.policies import STORE_RETRIES
 from tasks.runtime import store_engine
 from vvops.store import session_scope, verify_audit_chain
 from vvops.store.models import (
@@ -23,7 +24,6 @@ from vvops.store.models import (
     Metric,
 )
 
-STORE_RETRIES: dict[str, Any] = {"retries": 3, "retry_delay_seconds": [1, 2, 4]}
 
 
 def _frame(query, columns: list[str]) -> pd.DataFrame:

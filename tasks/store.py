@@ -9,13 +9,13 @@ from prefect import task
 from prefect.runtime import flow_run
 from sqlalchemy import func, select
 
+from tasks.policies import STORE_RETRIES
 from tasks.runtime import store_engine
 from vvops.checks import CheckOutcome, worst_status
 from vvops.store import append_audit, session_scope
 from vvops.metrics import MetricPoint
 from vvops.store.models import CheckResult, CheckRun, Incident, IncidentEvent, Metric
 
-STORE_RETRIES = dict(retries=3, retry_delay_seconds=[1, 2, 4], timeout_seconds=60)
 
 
 def current_flow_run_id() -> str | None:
