@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 
 from flows.daily import infrastructure_checks, protocol_health, routine_maintenance, security_posture
 from tasks.alerts import raise_alerts_for_outcomes, send_alert_notifications
+from tasks.checklists import checklist_markdown
 from tasks.daily_report import gather_report_context, render_daily_report
 from tasks.notify import notify_summary, run_url
 from tasks.reports import publish_check_table, publish_markdown
@@ -52,6 +53,8 @@ def daily_checks(environment: str = "devnet") -> dict:
     context = gather_report_context(environment=environment, now=started_at)
     markdown = render_daily_report(environment=environment, started_at=started_at, outcomes=outcomes, counts=counts,
                                    store_run_id=run_id, context=context)
+    start_of_day = started_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    markdown += "\n" + checklist_markdown(cadence="daily", since=start_of_day)
     publish_markdown(key="daily-report", description=f"Daily checks on {environment}", markdown=markdown)
     publish_check_table(key="daily-checks", outcomes=outcomes, description=f"All daily checks on {environment}")
     failing = [o for o in outcomes if o.status != "ok"]

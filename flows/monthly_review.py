@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger
 
+from tasks.checklists import checklist_markdown
 from tasks.reports import publish_markdown
 from tasks.reviews import (
     latest_check_result,
@@ -184,13 +185,15 @@ def monthly_review(environment: str = "devnet", as_of: datetime | None = None, n
     if mom:
         images["mom"] = plots.bar_plot([r["measure"] for r in mom], [r["change_pct"] or 0 for r in mom],
                                        out_dir / "month-over-month.png", title="Change vs previous month (%)").name
-    markdown = render_monthly_markdown(report, images=images)
+    checklist = checklist_markdown(cadence="monthly", since=start)
+    markdown = render_monthly_markdown(report, images=images) + "\n" + checklist
     (out_dir / "monthly-review.md").write_text(markdown, encoding="utf-8")
     html_path = out_dir / "monthly-review.html"
     html_path.write_text(standalone_html(f"Monthly review {environment} {start:%Y-%m}", markdown, base_dir=out_dir),
                          encoding="utf-8")
     (out_dir / "monthly-review.json").write_text(json.dumps(report, default=str, indent=1), encoding="utf-8")
     artifact = render_monthly_markdown(report, images={k: (out_dir / v).resolve().as_uri() for k, v in images.items()})
+    artifact += "\n" + checklist
     artifact += f"\n\nStandalone HTML report: `{html_path}`\n"
     publish_markdown(key=f"monthly-review-{environment}", description=f"Monthly review {start:%Y-%m}", markdown=artifact)
     report["summary"] = slack_summary_monthly(report)

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger, task
 
+from tasks.checklists import checklist_markdown
 from tasks.reports import publish_markdown
 from tasks.reviews import (
     failed_or_late_flow_runs,
@@ -172,12 +173,13 @@ def weekly_review(environment: str = "devnet", now: datetime | None = None,
         "oncall": oncall_next_week(environment, end),
     }
     images = {k: Path(v).name for k, v in capacity["images"].items()}
-    markdown = render_weekly_markdown(report, images=images)
+    checklist = checklist_markdown(cadence="weekly", since=start)
+    markdown = render_weekly_markdown(report, images=images) + "\n" + checklist
     (out_dir / "weekly-review.md").write_text(markdown, encoding="utf-8")
     (out_dir / "weekly-review.json").write_text(json.dumps(report, default=str, indent=1), encoding="utf-8")
     # the artifact links the PNGs by file URL (the Prefect UI cannot serve local files; the paths are listed too)
     artifact_images = {k: Path(v).resolve().as_uri() for k, v in capacity["images"].items()}
-    artifact = render_weekly_markdown(report, images=artifact_images)
+    artifact = render_weekly_markdown(report, images=artifact_images) + "\n" + checklist
     artifact += f"\n\nReport folder: `{out_dir}`\n"
     publish_markdown(key=f"weekly-review-{environment}", description=f"Weekly review {start:%Y-%m-%d}",
                      markdown=artifact)

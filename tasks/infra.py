@@ -16,15 +16,14 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
-from prefect.tasks import exponential_backoff
 
+from tasks.policies import NETWORK_RETRIES
 from vvops.checks import CheckOutcome
 from vvops.checks.infra import HttpSample, evaluate_database, evaluate_host, evaluate_http_endpoint, evaluate_storage
 from vvops.metrics import MetricPoint
 from vvops.paths import state_dir
 
 CheckResult = tuple[list[CheckOutcome], list[MetricPoint]]
-NETWORK_RETRIES = dict(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=0.5), retry_jitter_factor=0.5)
 
 
 class EndpointUnreachable(Exception):

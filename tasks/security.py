@@ -18,7 +18,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.infra import NETWORK_RETRIES, CheckResult, resolve_path
+from tasks.infra import CheckResult, resolve_path
+from tasks.policies import NETWORK_RETRIES
 from vvops.checks import CheckOutcome
 from vvops.checks.security import (
     OpenAlert,

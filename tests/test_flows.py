@@ -15,6 +15,10 @@ def test_weekly_and_monthly_reviews_summarise_the_store(ops_flows):
     from datetime import datetime, timedelta, timezone
 
     daily_checks(environment="devnet")
+    from vvops.store import append_audit, default_store_url, make_engine, session_scope
+
+    with session_scope(make_engine(default_store_url()), immediate=True) as session:
+        append_audit(session, actor="amara", action="test.entry", subject="monthly-review", source="test")
     weekly = weekly_review(environment="devnet", week_ending=datetime.now(timezone.utc) + timedelta(minutes=1),
                            notify_slack=False)
     monthly = monthly_review(environment="devnet", notify_slack=False)

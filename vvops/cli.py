@@ -125,6 +125,17 @@ def _parser() -> argparse.ArgumentParser:
     verify = store.add_parser("verify-audit", help="verify the hash chain of the audit log")
     verify.set_defaults(handler=_cmd_store_verify_audit)
 
+    checklist = sub.add_parser("checklist", help="team activities of a cadence (standup, reviews, ...)").add_subparsers(
+        title="checklist commands")
+    show = checklist.add_parser("show", help="list a cadence's checklist items and their ids")
+    show.add_argument("cadence", choices=("daily", "weekly", "monthly"))
+    show.set_defaults(handler=_cmd_checklist_show)
+    confirm = checklist.add_parser("confirm", help="record that a person did a checklist item (audited)")
+    confirm.add_argument("item_id")
+    confirm.add_argument("--by", required=True, help="person id from config/team.yaml")
+    confirm.add_argument("--note", default="")
+    confirm.set_defaults(handler=_cmd_checklist_confirm)
+
     slack = sub.add_parser("slack-endpoint", help="serve Slack's interactive buttons (Approve/Reject) on HTTP")
     slack.add_argument("--host", default="127.0.0.1")
     slack.add_argument("--port", type=int, default=3000)
@@ -225,6 +236,34 @@ def _cmd_devnet_history(args: argparse.Namespace) -> int:
     migrate(url)
     counts = generate_history(engine=make_engine(url), days=args.days, seed=args.seed)
     print(f"history for {args.days} days written to {redact_url(url)}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def _cmd_checklist_show(args: argparse.Namespace) -> int:
+    from vvops.coverage.checklists import checklist_for
+
+    for item in checklist_for(args.cadence):
+        print(f"{item.id:<40} {item.owner_role:<20} {item.text}")
+    return 0
+
+
+def _cmd_checklist_confirm(args: argparse.Namespace) -> int:
+    from vvops.config import load_config
+    from vvops.coverage.checklists import CONFIRM_ACTION, checklist_for
+    from vvops.store import append_audit, make_engine, migrate, session_scope
+
+    items = {item.id: item for cadence in ("daily", "weekly", "monthly") for item in checklist_for(cadence)}
+    if args.item_id not in items:
+        raise CliError(f"unknown checklist item {args.item_id!r}: `vvops checklist show daily|weekly|monthly` lists them")
+    cfg = load_config(environment=None)
+    if args.by not in {p.id for p in cfg.people}:
+        raise CliError(f"{args.by!r} is not on the roster in config/team.yaml")
+    url = _store_url()
+    migrate(url)
+    with session_scope(make_engine(url), immediate=True) as session:
+        append_audit(session, actor=args.by, action=CONFIRM_ACTION, subject=f"checklist:{args.item_id}", source="cli",
+                     details={"text": items[args.item_id].text, "note": args.note})
+    print(f"recorded: {args.by} confirmed {args.item_id}")
     return 0
 
 
