@@ -121,6 +121,10 @@ def check_contract_state(*, environment: str, contract: str, open_incident: bool
     metrics = [MetricPoint(f"protocol.{name}", float(state["values"][getter]), labels)
                for name, getter in (("tvl", "totalAssets"), ("liabilities", "totalLiabilities"))
                if getter in state["values"]]
+    # The parameters in force, for the weekly protocol assessment (outcomes versus parameter values).
+    parameters = ops_config(environment).contract(contract).parameters
+    metrics += [MetricPoint("vault_param", float(state["values"][p.getter]), {**labels, "param": name})
+                for name, p in parameters.items() if p.getter in state["values"]]
     return {"outcomes": outcomes, "metrics": metrics}
 
 
@@ -172,6 +176,8 @@ def activity_outcomes(rpc: RpcClient, *, environment: str, contract: str, window
         MetricPoint("protocol.deposits_volume", activity.deposits_volume / unit, labels),
         MetricPoint("protocol.withdrawals_volume", activity.withdrawals_volume / unit, labels),
         MetricPoint("protocol.unique_users", len(activity.users), labels),
+        # The vault's asset is a USD stablecoin (vvUSD on the devnet, USDC on mainnet): asset units are dollars.
+        MetricPoint("fees_collected_usd", activity.fees / unit, labels),
     ]
     largest = next((o for o in outcomes if o.id.endswith(".large_withdrawal")), None)
     if largest is not None and largest.value is not None:
