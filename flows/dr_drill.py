@@ -1,69 +1,88 @@
-"""Operational Resilience / Disaster Recovery / Recovery Testing: back up, restore, compare, measure RTO."""
+"""Operational Resilience / Disaster Recovery / Recovery Testing: back up the ops store, restore it into a scratch
+database, validate the restore with Great Expectations (row counts and sha256 per table against the source),
+measure RTO and RPO, report.
+
+- RTO: seconds from the start of the backup until the restored copy is validated.
+- RPO: age of the newest row in the restored database when the restore is validated (the data a restore from
+  this backup brings back is at most that old); the age of the newest earlier non-drill backup is reported too
+  (`last_backup_age_seconds`: the recovery point if disaster had struck at the start of the drill).
+- Drills never count in incident metrics: the `drills` table holds them, and the optional drill incident
+  (`with_incident=True`) is flagged `is_drill` and resolved at once.
+"""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from prefect import flow, task
+from prefect import flow
 
+from tasks.drills import fingerprint_store, last_backup_before, record_drill, restore_and_validate, take_backup
 from tasks.reports import publish_markdown
-from tasks.runtime import store_engine, store_url
+from tasks.runtime import ops_config
 from tasks.store import audit
-from vvops import paths
-from vvops.resilience.backup import (
-    backup_store,
-    drop_scratch_database,
-    restore_store,
-    scratch_database_url,
-    table_fingerprints,
-)
-from vvops.store import make_engine, session_scope
-from vvops.store.models import Backup, Drill
-
-
-@task(name="record-drill", retries=3, retry_delay_seconds=[1, 2, 4])
-def record_drill(*, started_at: datetime, rto_seconds: float, rpo_seconds: float, ok: bool, details: dict,
-                 backup_path: str, backup_sha256: str, backup_size: int) -> int:
-    with session_scope(store_engine(), immediate=True) as session:
-        session.add(Backup(kind="drill", path=backup_path, checksum=backup_sha256, size=backup_size))
-        drill = Drill(kind="store-restore", started_at=started_at, finished_at=datetime.now(timezone.utc),
-                      rto_seconds=rto_seconds, rpo_seconds=rpo_seconds, ok=ok, details=details)
-        session.add(drill)
-        session.flush()
-        return drill.id
 
 
 @flow(name="dr-drill", log_prints=True)
-def dr_drill(environment: str = "devnet", operator: str = "dr-drill") -> dict:
-    """Back up the ops store, restore it into a scratch database and compare every table; drills never count as incidents."""
+def dr_drill(environment: str = "devnet", operator: str = "dr-drill", use_great_expectations: bool = True,
+             with_incident: bool = False) -> dict:
+    """Back up, restore into scratch, validate (GE), measure RTO/RPO and record the drill."""
     started_at = datetime.now(timezone.utc)
-    stamp = started_at.strftime("%Y%m%dT%H%M%S")
-    url = store_url()
-    source_before = table_fingerprints(store_engine())
+    stamp = started_at.strftime("%Y%m%dT%H%M%S%f")
+    incident_key = None
+    if with_incident:
+        from tasks.store import open_incident
+
+        incident_key = open_incident(title=f"DR drill {stamp}: ops store lost (simulated)", incident_type="operational",
+                                     severity="P2", commander=operator, opened_by=operator, is_drill=True,
+                                     data={"drill": "store-restore"})
+    source = fingerprint_store()
     t0 = time.monotonic()
-    backup = backup_store(url=url, dest_dir=paths.state_dir() / "backups", stamp=stamp)
-    backup_done = time.monotonic()
-    scratch_url = scratch_database_url(url=url, name=f"vvops_drill_{stamp.lower()}", scratch_dir=paths.state_dir() / "drills")
-    try:
-        restore_store(backup=backup, url=url, scratch_url=scratch_url)
-        scratch_engine = make_engine(scratch_url)
-        restored = table_fingerprints(scratch_engine)
-        scratch_engine.dispose()
-    finally:
-        drop_scratch_database(scratch_url=scratch_url)
+    backup = take_backup(stamp=stamp)
+    backup_seconds = time.monotonic() - t0
+    source_after = fingerprint_store()
+    restore = restore_and_validate(backup=backup, stamp=stamp, source=source, source_after=source_after,
+                                   use_gx=use_great_expectations)
     rto = time.monotonic() - t0
-    mismatched = sorted(t for t in source_before if source_before[t] != restored.get(t))
-    ok = not mismatched
-    drill_id = record_drill(started_at=started_at, rto_seconds=rto, rpo_seconds=0.0, ok=ok,
-                            details={"mismatched_tables": mismatched, "tables": len(restored),
-                                     "backup_seconds": backup_done - t0, "environment": environment},
-                            backup_path=str(backup.path), backup_sha256=backup.sha256, backup_size=backup.size)
+    restored_at = datetime.fromisoformat(restore["restored_at"])
+    newest = restore["newest_row_at"]
+    rpo = (restored_at - datetime.fromisoformat(newest)).total_seconds() if newest else None
+    previous = last_backup_before(started_at)
+    last_backup_age = (started_at - datetime.fromisoformat(previous["created_at"])).total_seconds() if previous else None
+    ok = bool(restore["validation"]["success"]) and not restore["mismatched_tables"]
+    every = ops_config(environment).procedures.drills.dr_drill_every_days
+    details = {"environment": environment, "backend": restore["backend"], "mismatched_tables": restore["mismatched_tables"],
+               "tables": len(restore["comparison"]), "backup_seconds": round(backup_seconds, 3),
+               "validation": {"engine": "great_expectations" if use_great_expectations else "fingerprints",
+                              "success": restore["validation"]["success"],
+                              "expectations": len(restore["validation"]["results"]),
+                              "failed": restore["validation"]["failed"][:20]},
+               "newest_row_at": newest, "last_backup": previous, "last_backup_age_seconds": last_backup_age,
+               "next_drill_due": (started_at + timedelta(days=every)).date().isoformat(), "is_drill": True,
+               "incident": incident_key}
+    drill_id = record_drill(started_at=started_at, rto_seconds=rto, rpo_seconds=rpo, ok=ok, details=details,
+                            backup=backup)
+    if incident_key:
+        from tasks.incidents import add_event, update_incident
+
+        now = datetime.now(timezone.utc)
+        add_event(key=incident_key, kind="resolved", actor=operator,
+                  message=f"drill {drill_id}: restore {'validated' if ok else 'FAILED'} (RTO {rto:.2f} s)")
+        update_incident(key=incident_key, status="closed", acknowledged_at=now, resolved_at=now, closed_at=now)
     audit(actor=operator, action="dr_drill.completed", subject=f"drill-{drill_id}",
-          details={"ok": ok, "rto_seconds": round(rto, 3), "mismatched_tables": mismatched})
-    rows = "\n".join(f"| {t} | {source_before[t]['rows']} | {restored.get(t, {}).get('rows')} | {'✅' if t not in mismatched else '❌'} |"
-                     for t in sorted(source_before))
-    publish_markdown(key="dr-drill", description=f"DR drill {'passed' if ok else 'FAILED'}",
-                     markdown=f"# DR drill {stamp}\n\nRTO {rto:.3f} s · backup {backup.size} bytes sha256 `{backup.sha256[:16]}…`\n\n"
-                     f"| table | source rows | restored rows | match |\n| --- | --- | --- | --- |\n{rows}\n")
-    return {"drill_id": drill_id, "ok": ok, "rto_seconds": rto, "mismatched_tables": mismatched}
+          details={"ok": ok, "rto_seconds": round(rto, 3), "rpo_seconds": rpo, "is_drill": True,
+                   "mismatched_tables": restore["mismatched_tables"], "backend": restore["backend"]})
+    rows = "\n".join(f"| {r['table']} | {r['source_rows']} | {r['rows']} | "
+                     f"{'✅' if r['table'] not in restore['mismatched_tables'] else '❌'} |" for r in restore["comparison"])
+    fmt = lambda s: "-" if s is None else f"{s:.1f} s"  # noqa: E731
+    publish_markdown(key="dr-drill", description=f"DR drill {'passed' if ok else 'FAILED'} (drill, not an incident)",
+                     markdown=f"# DR drill {stamp} ({restore['backend']})\n\n**{'PASSED' if ok else 'FAILED'}** · "
+                     f"RTO {rto:.3f} s · RPO {fmt(rpo)} · last scheduled backup age {fmt(last_backup_age)}\n\n"
+                     f"Backup {backup['size']} bytes sha256 `{backup['sha256'][:16]}…` · validation: "
+                     f"{details['validation']['engine']} ({details['validation']['expectations']} expectations)\n\n"
+                     f"| table | source rows | restored rows | match |\n| --- | --- | --- | --- |\n{rows}\n\n"
+                     f"Next drill due {details['next_drill_due']} (every {every} days). Drills never count in "
+                     "incident metrics.\n")
+    return {"drill_id": drill_id, "ok": ok, "rto_seconds": rto, "rpo_seconds": rpo,
+            "mismatched_tables": restore["mismatched_tables"], "validation": details["validation"],
+            "backend": restore["backend"], "incident": incident_key}

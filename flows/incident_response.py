@@ -1,39 +1,253 @@
-"""Incident Management / Incident Response Workflow: detection and triage open a recorded incident."""
+"""Incident Management / Incident Response Workflow, from detection to the post-incident report.
+
+Started by the watcher's automation (`vv.alert.p0|p1` → `alert` = the event payload, title, severity, type) or
+by a person (title, severity, incident_type, kind). Steps:
+
+1. Initial assessment: severity/type per config/oncall.yaml's matrix (vvops/procedures/incidents.classify), the
+   response variant (contract_drain, security_breach, major_outage, general) and its playbook checklist.
+2. Record + communication: the incident (INC-xxxx) and its timeline in the store; the Slack incident thread
+   (thread key `incident-<INC>`; slack.yaml `incident_mode`) naming the commander = the on-call ops lead;
+   paging by the escalation policy (the incident type's, else the severity's).
+3. Evidence preservation: contract state, logs of the contract and the involved addresses, their transactions
+   and the related alerts → one JSON bundle in the timeline with its sha256.
+4. Containment: contract vulnerability/drain → the emergency-pause procedure (flows/emergency_pause.py: automatic
+   for P0 when `approval_policy("emergency_pause").auto_approves`, otherwise one lead approves; the guardian
+   pauses exactly once). Major outage → RPC failover: the `vv-chain-<env>` block switched to the backup URL order
+   and the new primary verified. Security breach → its checklist.
+5. Acknowledgement (`acknowledged_by`, else a form in the UI) → MTTA.
+6. Resolution (`resolve=True` with the fields as parameters, else a form in the UI), optional unpause
+   (`unpause_on_resolution`: the two-lead unpause procedure, flows/unpause.py), recovery verification (health
+   checks), the post-incident report (Incident.report + artifact) and MTTR.
+
+Status-update reminders: a sweep (tasks/incidents.py) runs at every step here, and `incident-reminder-sweep`
+(below) runs it on a schedule for incidents whose run is waiting for people. Drills (`is_drill=True`) are
+labelled everywhere and never count in the incident metrics.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
-from prefect import flow
+from prefect import flow, pause_flow_run
+from prefect.input import RunInput
+from prefect.logging import get_run_logger
+from pydantic import Field
 
+from tasks.incidents import (activate_rpc_failover, add_event, commander_for, notify_quietly, page_responders,
+                             preserve_evidence, sweep_status_reminders, thread_key, update_incident,
+                             verify_recovery, write_incident_report)
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
-from tasks.store import open_incident
-from vvops.config import who_is_on_call
+from tasks.store import audit, open_incident
+from vvops.procedures.incidents import CHECKLISTS, classify, needs_guardian_pause, parse_alert
+
+WAIT_DAYS = 7
+
+
+class AcknowledgeInput(RunInput):
+    """The commander (or whoever takes the incident) acknowledges it."""
+
+    person: str = Field(description="your person id from config/team.yaml")
+    note: str = Field(default="", description="first assessment (optional)")
+
+
+class ResolutionInput(RunInput):
+    """Close the incident: what happened, why, and what we do about it."""
+
+    resolved_by: str = Field(description="your person id")
+    impact: str = Field(description="who/what was affected, for how long, funds at risk")
+    root_cause: str = Field(description="the root cause")
+    contributing_factors: str = Field(default="", description="one per line")
+    action_items: str = Field(default="", description="one per line")
+
+
+def _lines(text: str | list[str] | None) -> list[str]:
+    if isinstance(text, list):
+        return [t.strip() for t in text if t and t.strip()]
+    return [t.strip("-• ").strip() for t in (text or "").splitlines() if t.strip()]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @flow(name="incident-response", log_prints=True)
 def incident_response(
-    title: str,
-    severity: str = "P2",
-    incident_type: str = "technical",
+    title: str = "",
+    severity: str | None = None,
+    incident_type: str | None = None,
+    kind: str | None = None,
     opened_by: str = "automation",
-    alert: dict[str, Any] | None = None,
+    alert: dict[str, Any] | str | None = None,
+    contract: str | None = None,
+    involved_addresses: list[str] | None = None,
     is_drill: bool = False,
     environment: str = "devnet",
+    acknowledged_by: str | None = None,
+    resolve: bool = False,
+    resolved_by: str | None = None,
+    impact: str = "",
+    root_cause: str = "",
+    contributing_factors: list[str] | None = None,
+    action_items: list[str] | None = None,
+    unpause_on_resolution: bool = False,
+    wait_for_people: bool = True,
+    failed_rpc_urls: list[str] | None = None,
+    poll_interval: float = 10,
 ) -> dict:
-    """Initial Assessment: classify by the severity matrix, name the commander (on-call lead), open the record."""
-    from datetime import datetime, timezone
-
+    """Run the playbook's incident response; see the module docstring. With `wait_for_people=False` and no
+    acknowledgement/resolution given, the run stops after containment and leaves the incident open."""
+    logger = get_run_logger()
     cfg = ops_config(environment)
-    level = cfg.severity(severity)
-    policy = cfg.escalation_policy(level.escalation_policy)
-    rotation_name = next((t.split(":")[1] for s in policy.steps for t in s.notify if t.startswith("rotation:")), None)
-    commander = who_is_on_call(cfg.rotation(rotation_name), datetime.now(timezone.utc)).primary if rotation_name else None
-    key = open_incident(title=title, incident_type=incident_type, severity=severity, commander=commander,
-                        opened_by=opened_by, is_drill=is_drill, data={"alert": alert or {}})
-    publish_markdown(key="incident", description=f"{key} {severity} {title}",
-                     markdown=f"# {key}: {title}\n\n| | |\n| --- | --- |\n| severity | {severity} ({level.name}) |\n"
-                     f"| type | {incident_type} |\n| commander | {commander or 'unassigned'} |\n| ack SLA | {level.ack_sla_minutes} min |\n"
-                     f"| updates every | {level.update_interval_minutes} min |\n| drill | {is_drill} |\n")
-    return {"incident": key, "severity": severity, "commander": commander}
+    alert_data = parse_alert(alert)
+    c = classify(title=title or None, severity=severity, incident_type=incident_type, kind=kind, alert=alert_data)
+    level = cfg.severity(c.severity)
+    contract = contract or c.contract or ("vault" if needs_guardian_pause(c) else None)
+    addresses = list(dict.fromkeys([*(involved_addresses or []), *c.involved_addresses]))
+    commander = commander_for(environment)
+    facts: dict[str, bool] = {}
+
+    # 1-2. record, thread, pages
+    key = open_incident(title=c.title, incident_type=c.incident_type, severity=c.severity, commander=commander,
+                        opened_by=opened_by, is_drill=is_drill,
+                        data={"alert": alert_data, "variant": c.variant, "reasons": list(c.reasons),
+                              "contract": contract, "involved_addresses": addresses})
+    mentions = []
+    if c.severity in cfg.slack.mention_oncall_for and commander:
+        try:
+            sid = cfg.person(commander).slack_user_id
+            mentions = [f"<@{sid}>"] if sid else []
+        except KeyError:
+            pass
+    facts["thread"] = notify_quietly(
+        kind="incident_opened", environment=environment, thread_key=thread_key(key),
+        idempotency_key=f"{key}:opened",
+        payload={"key": key, "title": c.title, "severity": c.severity, "type": c.incident_type,
+                 "commander": commander, "is_drill": is_drill, "mentions": mentions,
+                 "summary": f"{level.name}: response {c.variant}; updates every {level.update_interval_minutes} min"})
+    paging = page_responders(key=key, title=c.title, severity=c.severity, incident_type=c.incident_type,
+                             environment=environment)
+    facts["paged"] = bool(paging["paged"])
+
+    # 3. evidence
+    evidence = None
+    try:
+        evidence = preserve_evidence(key=key, environment=environment, contract=contract, addresses=addresses,
+                                     alert=alert_data)
+        facts["evidence"] = True
+    except Exception as error:  # noqa: BLE001 - the response goes on; the gap is in the timeline
+        logger.error("evidence preservation failed: %s", error)
+        add_event(key=key, kind="evidence_failed", message=str(error)[:500])
+        facts["evidence"] = False
+
+    # 4. containment
+    containment: dict[str, Any] = {"action": None}
+    if needs_guardian_pause(c):
+        from flows.emergency_pause import emergency_pause
+
+        paused = emergency_pause(reason=f"{key}: {c.title}", requested_by=commander or opened_by,
+                                 severity=c.severity, contract=contract, incident_key=key, environment=environment,
+                                 approval_poll_interval=poll_interval)
+        containment = {"action": "guardian_pause", **{k: paused.get(k) for k in
+                       ("status", "paused", "tx_hash", "approval", "approvers")}}
+        facts["contained"] = bool(paused.get("paused"))
+    elif c.variant == "major_outage":
+        failover = activate_rpc_failover(environment=environment, key=key, failed_urls=failed_rpc_urls)
+        containment = {"action": "rpc_failover", **failover}
+        facts["contained"] = bool(failover.get("verified"))
+    if containment["action"] and facts.get("contained"):
+        update_incident(key=key, status="mitigated", mitigated_at=_now())
+        add_event(key=key, kind="contained", message=f"containment: {containment['action']}", data=containment)
+        notify_quietly(kind="incident_updated", environment=environment, thread_key=thread_key(key),
+                       idempotency_key=f"{key}:contained",
+                       payload={"key": key, "status": "mitigated", "message": f"containment: {containment['action']}"})
+    sweep_status_reminders(environment=environment, key=key)
+
+    result: dict[str, Any] = {"incident": key, "severity": c.severity, "type": c.incident_type,
+                              "variant": c.variant, "commander": commander, "paged": paging["paged"],
+                              "containment": containment, "evidence": evidence, "is_drill": is_drill}
+
+    # 5. acknowledgement
+    if acknowledged_by is None and not wait_for_people:
+        result["status"] = "open"
+        return result
+    ack_note = ""
+    if acknowledged_by is None:
+        ack = pause_flow_run(wait_for_input=AcknowledgeInput.with_initial_data(
+            description=f"## Acknowledge {key} ({c.severity}): {c.title}\n\nCommander: {commander}. "
+                        f"Containment: {containment['action'] or 'none'}.", person=commander or ""),
+            timeout=WAIT_DAYS * 86400, poll_interval=poll_interval)
+        acknowledged_by, ack_note = ack.person or "unknown", ack.note
+    update_incident(key=key, acknowledged_at=_now())
+    add_event(key=key, kind="acknowledged", actor=acknowledged_by, message=ack_note or f"acknowledged by {acknowledged_by}")
+    sweep_status_reminders(environment=environment, key=key)
+
+    # 6. resolution, recovery, report
+    if not resolve:
+        if not wait_for_people:
+            result["status"] = "acknowledged"
+            return result
+        form = pause_flow_run(wait_for_input=ResolutionInput.with_initial_data(
+            description=f"## Resolve {key}: {c.title}\n\nFill in the post-incident fields; the run verifies "
+                        "recovery and writes the report.", resolved_by=acknowledged_by, impact="", root_cause=""),
+            timeout=WAIT_DAYS * 86400, poll_interval=poll_interval)
+        resolved_by, impact, root_cause = form.resolved_by, form.impact, form.root_cause
+        contributing_factors, action_items = _lines(form.contributing_factors), _lines(form.action_items)
+    resolved_by = resolved_by or acknowledged_by
+    add_event(key=key, kind="resolution", actor=resolved_by, message=root_cause or "resolved",
+              data={"impact": impact, "root_cause": root_cause})
+
+    unpaused = None
+    if unpause_on_resolution and containment.get("action") == "guardian_pause" and facts.get("contained"):
+        from flows.unpause import unpause
+
+        unpaused = unpause(reason=f"{key} resolved ({c.title})", requested_by=resolved_by,
+                           contract=contract, incident_key=key, environment=environment,
+                           approval_poll_interval=poll_interval)
+    still_paused = containment.get("action") == "guardian_pause" and (unpaused is None or unpaused.get("paused"))
+    recovery = verify_recovery(environment=environment, contract=contract, paused_by_containment=bool(still_paused)) \
+        if contract else {"ok": True, "problems": [], "pending": []}
+    add_event(key=key, kind="recovery_verified" if recovery["ok"] else "recovery_failed",
+              message="health checks pass" if recovery["ok"] else "; ".join(recovery["problems"])[:500],
+              data=recovery)
+    items = list(action_items or []) + list(recovery.get("pending", [])) + \
+        [f"recovery: {p}" for p in recovery.get("problems", [])]
+    resolved_at = _now()
+    update_incident(key=key, status="resolved" if recovery["ok"] else "mitigated",
+                    resolved_at=resolved_at if recovery["ok"] else None)
+    add_event(key=key, kind="resolved" if recovery["ok"] else "status_update", actor=resolved_by,
+              message="resolved" if recovery["ok"] else "resolution recorded, recovery not verified")
+    facts["recovered"] = recovery["ok"]
+    steps = CHECKLISTS[c.variant]
+    done_by_variant = {
+        "contract_drain": [facts.get("contained", False), facts.get("evidence", False), bool(evidence),
+                           True, facts.get("paged", False)],
+        "security_breach": [facts.get("contained", True),
+                            facts.get("evidence", False), bool(evidence), facts.get("paged", False), bool(items)],
+        "major_outage": [True, facts.get("contained", False), facts.get("contained", False), facts.get("paged", False),
+                         bool(items)],
+        "general": [True, facts.get("paged", False), facts.get("evidence", False)],
+    }
+    checklist = [{"item": s, "done": bool(d)} for s, d in zip(steps, done_by_variant[c.variant], strict=True)]
+    written = write_incident_report(key=key, environment=environment, variant=c.variant, impact=impact,
+                                    root_cause=root_cause, contributing_factors=list(contributing_factors or []),
+                                    action_items=items, checklist=checklist)
+    report = written["report"]
+    publish_markdown(key="post-incident-report", description=f"{key} post-incident report", markdown=written["markdown"])
+    audit(actor=resolved_by, action="incident.report_submitted", subject=key,
+          details={"mtta_minutes": report["mtta_minutes"], "mttr_minutes": report["mttr_minutes"],
+                   "is_drill": is_drill, "recovered": recovery["ok"]})
+    notify_quietly(kind="incident_resolved", environment=environment, thread_key=thread_key(key),
+                   idempotency_key=f"{key}:resolved",
+                   payload={"key": key, "title": c.title, "duration_minutes": report["mttr_minutes"],
+                            "root_cause": root_cause or None, "resolved_by": resolved_by})
+    return {**result, "status": "resolved" if recovery["ok"] else "mitigated", "recovery": recovery,
+            "unpause": unpaused, "report": {k: report[k] for k in ("mtta_minutes", "mttr_minutes", "submitted_at",
+                                                                   "action_items", "report_due_by")}}
+
+
+@flow(name="incident-reminder-sweep", log_prints=True)
+def incident_reminder_sweep(environment: str = "devnet", now: datetime | None = None) -> list[dict[str, Any]]:
+    """Status-update reminders for every open incident (schedule every minute next to the watcher)."""
+    return sweep_status_reminders(environment=environment, now=now)
