@@ -1,5 +1,6 @@
 """Communication Protocols / escalation pathways, every minute: deliver queued Slack messages, page the next
-escalation step of unacknowledged alerts, and escalate approvals nobody answered.
+escalation step of unacknowledged alerts, escalate approvals nobody answered, remind incident commanders of
+status updates that are due.
 
 One scheduled flow runs the three sweeps so the machine starts one flow-run process a minute, not three.
 """
@@ -10,6 +11,7 @@ from prefect import flow, get_run_logger
 
 from flows.alert_escalation import alert_escalation_sweep
 from flows.approval_sweep import approval_escalation_sweep
+from flows.incident_response import incident_reminder_sweep
 from tasks.notify import slack_outbox_drain
 
 
@@ -21,6 +23,7 @@ def ops_sweep(environment: str = "devnet") -> dict:
     sweeps = (
         ("alerts", lambda: alert_escalation_sweep(environment=environment)),
         ("approvals", lambda: approval_escalation_sweep()),
+        ("incident_reminders", lambda: {"reminders": len(incident_reminder_sweep(environment=environment))}),
         ("slack_outbox", lambda: slack_outbox_drain(environment=environment)),
     )
     for name, sweep in sweeps:
