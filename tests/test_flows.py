@@ -26,3 +26,12 @@ def test_weekly_and_monthly_reviews_summarise_the_store(ops_flows):
     protocol = next(a for a in weekly["areas"] if a["area"] == "protocol")
     assert protocol["total"] >= protocol["ok"] > 0
     assert monthly["audit_chain"]["ok"] is True and monthly["audit_chain"]["checked"] > 0
+
+
+def test_ops_sweep_runs_every_sweep_and_reports_each(ops_flows):
+    from flows.ops_sweep import ops_sweep
+
+    results = ops_sweep(environment="devnet")
+
+    assert set(results) == {"alerts", "approvals", "incident_reminders", "slack_outbox"}
+    assert [name for name, result in results.items() if "error" in result] == []

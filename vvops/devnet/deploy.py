@@ -281,11 +281,14 @@ def _deploy(chain: Chain, timelock_delay: int, fee_bps: int, withdrawal_limit: i
     user_nonces = [int(n, 16) for n in user_nonces]
     txs = [{"sender": u.address, "to": addr["asset"], "data": approve, "gas": _GAS_CALL, "nonce": n}
            for u, n in zip(accounts.users, user_nonces)]
+    _send_and_wait(chain, txs, timeout, "approve")
     if seed_deposits:
-        txs += [{"sender": u.address, "to": addr["proxy"], "data": vault_abi.encode_call("deposit", amount),
-                 "gas": _GAS_CALL, "nonce": n + 1}
-                for u, n, amount in zip(accounts.users, user_nonces, SEED_DEPOSITS)]
-    _send_and_wait(chain, txs, timeout, "seed")
+        # A separate round: within one JSON-RPC batch anvil may take nonce n+1 before n, and an automining
+        # node leaves such a queued transaction unmined until another transaction arrives.
+        txs = [{"sender": u.address, "to": addr["proxy"], "data": vault_abi.encode_call("deposit", amount),
+                "gas": _GAS_CALL, "nonce": n + 1}
+               for u, n, amount in zip(accounts.users, user_nonces, SEED_DEPOSITS)]
+        _send_and_wait(chain, txs, timeout, "seed")
 
     info = DevnetInfo(
         rpc_url=chain.rpc_url,

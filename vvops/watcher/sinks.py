@@ -1,0 +1,251 @@
+"""Where the watcher's alerts go: the `AlertSink` protocol and its implementations.
+
+- `StoreAlertSink(engine, alert_service=None)`: one `alerts` row per fingerprint, ever. The fingerprint is the
+  hash of the alert's labels, which carry the block-hash-independent `dedup` key, so re-evaluating blocks after
+  a reorg or a restart finds the existing row (whatever its status) and only refreshes its block annotations.
+  A new alert goes through `vvops.alerting.service.AlertService.process_firing` (routing, grouping,
+  escalation) when a service is given; otherwise the row is written directly. Returns True when new.
+- `PrefectEventSink()`: `emit_event("vv.alert.<p0..p3>", resource={"prefect.resource.id": "vv.alert.<fingerprint>",
+  "vv.rule", "vv.chain", "vv.block", "vv.tx", "vv.contract", ...}, payload=<the alert dict>)`.
+- `FanoutSink(first, *rest)`: the store first; the others only for alerts the store reports as new.
+- `ListSink()`: collects alerts in memory (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from vvops.store import append_audit, session_scope
+from vvops.store.models import Alert
+from vvops.watcher.conditions import WatcherAlert
+
+log = logging.getLogger(__name__)
+
+BLOCK_KEYS = ("block_number", "block_hash", "block_timestamp", "tx_hash")
+
+
+@runtime_checkable
+class AlertSink(Protocol):
+    def fire(self, alert: WatcherAlert) -> bool:
+        """Deliver one alert; True when it is new (not a re-evaluation of one delivered before)."""
+
+
+def alert_annotations(alert: WatcherAlert) -> dict[str, Any]:
+    return {**alert.annotations, "block_number": alert.block_number, "block_hash": alert.block_hash,
+            "block_timestamp": alert.block_timestamp, "tx_hash": alert.tx_hash, "chain_id": alert.chain_id,
+            "dedup_key": alert.dedup_key}
+
+
+class StoreAlertSink:
+    def __init__(self, engine: Engine, *, alert_service: Any = None,
+                 on_notifications: Callable[[list[dict[str, Any]]], None] | None = None,
+                 now: Callable[[], datetime] | None = None):
+        self.engine = engine
+        self.alert_service = alert_service
+        self.on_notifications = on_notifications
+        self.now = now or (lambda: datetime.now(timezone.utc))
+        self._lock = threading.Lock()
+        self.stored_at: dict[str, float] = {}  # fingerprint -> time.time() when first stored (benchmarks)
+
+    def fire(self, alert: WatcherAlert) -> bool:
+        import time
+
+        fp = alert.fingerprint
+        with self._lock:
+            with session_scope(self.engine, immediate=True) as s:
+                row = s.scalars(select(Alert).where(Alert.fingerprint == fp).order_by(Alert.id.desc())).first()
+                if row is not None:
+                    ann = dict(row.annotations or {})
+                    if any(ann.get(k) != v for k, v in alert_annotations(alert).items() if k in BLOCK_KEYS):
+                        moved = {k: ann.get(k) for k in BLOCK_KEYS}
+                        ann.update({k: v for k, v in alert_annotations(alert).items() if k in BLOCK_KEYS})
+                        ann["reorged_from"] = moved
+                        if row.status == "resolved" and ann.get("resolved_reason") == "reorged out":
+                            # resolved when its block was replaced, raised again by the new chain: open again
+                            row.status, row.ends_at = "firing", None
+                            ann.pop("resolved_reason", None)
+                        row.annotations = ann
+                    return False
+                if self.alert_service is None:
+                    now = self.now()
+                    s.add(Alert(fingerprint=fp, rule=alert.rule, severity=alert.severity, status="firing",
+                                labels={**alert.labels, "severity": alert.severity},
+                                annotations=alert_annotations(alert), starts_at=now, count=1))
+                    append_audit(s, actor="watcher", action="alert.fired", subject=f"alert:{fp}", source="watcher",
+                                 details={"rule": alert.rule, "severity": alert.severity,
+                                          "block": alert.block_number, "tx": alert.tx_hash}, at=now)
+            if self.alert_service is not None:
+                from vvops.alerting.rules import AlertInstance
+
+                inst = AlertInstance(rule=alert.rule, severity=alert.severity,
+                                     labels={**alert.labels, "severity": alert.severity},
+                                     annotations={k: (v if isinstance(v, str) else str(v))
+                                                  for k, v in alert_annotations(alert).items() if v is not None})
+                msgs = self.alert_service.process_firing([inst], self.now(), environment=alert.environment)
+                if self.on_notifications and msgs:
+                    self.on_notifications(msgs)
+            self.stored_at[fp] = time.time()
+            return True
+
+
+class PrefectEventSink:
+    """Emits `vv.alert.<severity>` Prefect events (needs a reachable Prefect API; failures are logged, not raised)."""
+
+    def __init__(self, *, emit: Callable[..., Any] | None = None):
+        self._emit = emit
+        self.emitted = 0
+
+    @staticmethod
+    def event_for(alert: WatcherAlert) -> dict[str, Any]:
+        resource = {
+            "prefect.resource.id": f"vv.alert.{alert.fingerprint}",
+            "prefect.resource.name": alert.annotations.get("summary", alert.rule)[:200],
+            "vv.rule": alert.rule,
+            "vv.severity": alert.severity,
+            "vv.chain": alert.environment,
+            "vv.chain_id": str(alert.chain_id),
+            "vv.block": str(alert.block_number),
+            "vv.block_hash": alert.block_hash,
+            "vv.tx": alert.tx_hash or "",
+            "vv.contract": alert.contract or "",
+            "vv.fingerprint": alert.fingerprint,
+            "vv.summary": alert.annotations.get("summary", alert.rule)[:500],
+            "vv.incident_type": "security" if alert.labels.get("category") == "security" else "technical",
+        }
+        return {"event": f"vv.alert.{alert.severity.lower()}", "resource": resource, "payload": alert.to_dict()}
+
+    def fire(self, alert: WatcherAlert) -> bool:
+        emit = self._emit
+        if emit is None:
+            from prefect.events import emit_event as emit
+        try:
+            emit(**self.event_for(alert))
+            self.emitted += 1
+        except Exception as error:  # noqa: BLE001 - the store already has it; the automation is a bonus path
+            log.warning("could not emit a Prefect event for %s: %s", alert.rule, error)
+            return False
+        return True
+
+
+class FanoutSink:
+    def __init__(self, first: AlertSink, *rest: AlertSink):
+        self.first = first
+        self.rest = rest
+
+    def fire(self, alert: WatcherAlert) -> bool:
+        new = self.first.fire(alert)
+        if new:
+            for sink in self.rest:
+                try:
+                    sink.fire(alert)
+                except Exception as error:  # noqa: BLE001
+                    log.warning("sink %s failed for %s: %s", type(sink).__name__, alert.rule, error)
+        return new
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.alerts: list[WatcherAlert] = []
+        self._seen: set[str] = set()
+
+    def fire(self, alert: WatcherAlert) -> bool:
+        self.alerts.append(alert)
+        new = alert.fingerprint not in self._seen
+        self._seen.add(alert.fingerprint)
+        return new
+
+
+class OutboxNotifier:
+    """Delivers the alerting framework's notification dicts: renders each (`vvops.notify.messages.render`),
+    enqueues it in the outbox (idempotent by key) and, with a Slack token, drains the outbox in a background
+    thread so the watcher never waits for Slack. Without a token rows stay queued for the
+    `slack-outbox-drain` flow (as every other notification)."""
+
+    def __init__(self, engine: Engine, channels: dict[str, str], *, token: str | None = None,
+                 base_url: str | None = None, timeout_s: float = 5.0):
+        self.engine = engine
+        self.channels = channels
+        self.token = token
+        self.base_url = base_url
+        self.timeout_s = timeout_s
+        self.enqueued = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if token:
+            self._thread = threading.Thread(target=self._drain_loop, name="vv-watcher-slack", daemon=True)
+            self._thread.start()
+
+    def __call__(self, msgs: list[dict[str, Any]]) -> None:
+        from vvops.store.outbox import enqueue
+
+        with session_scope(self.engine, immediate=True) as s:
+            for m in msgs:
+                channel = self.channels.get(m["channel_purpose"], m["channel_purpose"])
+                _, created = enqueue(s, idempotency_key=m["idempotency_key"], channel=channel, kind=m["kind"],
+                                     payload=_render(m), thread_key=m.get("thread_key"))
+                self.enqueued += int(created)
+        self._wake.set()
+
+    def _drain_loop(self) -> None:
+        from vvops.notify.delivery import SlackDelivery
+
+        delivery = SlackDelivery(self.engine, token=self.token, base_url=self.base_url, timeout_s=self.timeout_s,
+                                 policy=None)
+        while not self._stop.is_set():
+            if not self._wake.wait(1.0):
+                continue
+            self._wake.clear()
+            try:
+                delivery.drain()
+            except Exception as error:  # noqa: BLE001 - rows stay queued; the drain flow retries
+                log.warning("Slack delivery from the watcher deferred: %s", error)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(3)
+
+
+def _render(m: dict[str, Any]) -> dict[str, Any]:
+    """The Slack message of a notification: its vvops.notify.messages kind when one exists, else (alert group
+    notifications such as `alert.firing`, which have no message kind yet) a plain text + section message."""
+    from vvops.notify.messages import KINDS, render
+
+    if m["kind"] in KINDS:
+        try:
+            return render(m["kind"], **m["payload"])
+        except TypeError:
+            pass
+    p = m.get("payload") or {}
+    text = str(p.get("text") or p.get("summary") or m["kind"])[:3000]
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
+def default_notifier(engine: Engine, environment: str, cfg: Any = None) -> OutboxNotifier | None:
+    """An OutboxNotifier from config/slack.yaml (channels, api_base_url, the token's environment variable;
+    VVOPS_SLACK_API_BASE_URL overrides the base URL). Prefect blocks are not read here: the watcher must start
+    without a Prefect API. None when the settings cannot be read."""
+    import os
+
+    try:
+        if cfg is None:
+            from vvops.config import load_config
+
+            cfg = load_config(environment=environment)
+        sc = cfg.slack
+        token = sc.bot_token()
+        token = token.get_secret_value() if token is not None else None
+        enabled = bool(getattr(sc, "enabled", True) and token)
+        base_url = os.environ.get("VVOPS_SLACK_API_BASE_URL", "").strip() or str(sc.api_base_url)
+        return OutboxNotifier(engine, dict(sc.channels.model_dump()), token=token if enabled else None,
+                              base_url=base_url, timeout_s=float(sc.timeout_s))
+    except Exception as error:  # noqa: BLE001
+        log.warning("no Slack settings for the watcher (%s): alert notifications are only logged", error)
+        return None
