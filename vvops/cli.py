@@ -114,6 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     dup.set_defaults(handler=_cmd_devnet_up)
     devnet.add_parser("down", help="stop a devnet started by `vvops devnet up`").set_defaults(handler=_cmd_devnet_down)
     devnet.add_parser("status", help="is the devnet up").set_defaults(handler=_cmd_devnet_status)
+    scenario = devnet.add_parser("scenario", help="make something happen on the devnet for the watcher to detect")
+    scenario.add_argument("name", choices=("drain", "rogue-upgrade", "param-drift", "rpc-outage", "reorg"))
+    scenario.add_argument("--seconds", type=float, default=None, help="rpc-outage: how long the primary RPC is down")
+    scenario.add_argument("--proxy-port", type=int, default=None, help="rpc-outage: port of the proxy the watcher uses first")
+    scenario.set_defaults(handler=_cmd_devnet_scenario)
     history = devnet.add_parser("history", help="fill the store with deterministic demo history (metrics, incidents, ...)")
     history.add_argument("--days", type=int, default=90)
     history.add_argument("--seed", type=int, default=7)
@@ -124,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     store.add_parser("current", help="print the store's schema revision").set_defaults(handler=_cmd_store_current)
     verify = store.add_parser("verify-audit", help="verify the hash chain of the audit log")
     verify.set_defaults(handler=_cmd_store_verify_audit)
+
+    watch = sub.add_parser("watch", help="follow the chain block by block and raise alerts (foreground)")
+    watch.add_argument("--environment", "-e", default="devnet")
+    watch.set_defaults(handler=_cmd_watch)
 
     checklist = sub.add_parser("checklist", help="team activities of a cadence (standup, reviews, ...)").add_subparsers(
         title="checklist commands")
@@ -228,6 +237,16 @@ def _cmd_devnet_status(args: argparse.Namespace) -> int:
     return 0 if status.get("running") else 1
 
 
+def _cmd_devnet_scenario(args: argparse.Namespace) -> int:
+    from vvops.devnet.deploy import load_devnet_file
+    from vvops.devnet.scenarios import run_scenario
+
+    options = {k: v for k, v in (("seconds", args.seconds), ("proxy_port", args.proxy_port)) if v is not None}
+    report = run_scenario(args.name, devnet_info=load_devnet_file(), **options)
+    print(report.summary())
+    return 0
+
+
 def _cmd_devnet_history(args: argparse.Namespace) -> int:
     from vvops.history import generate_history
     from vvops.store.db import make_engine, migrate, redact_url
@@ -236,6 +255,23 @@ def _cmd_devnet_history(args: argparse.Namespace) -> int:
     migrate(url)
     counts = generate_history(engine=make_engine(url), days=args.days, seed=args.seed)
     print(f"history for {args.days} days written to {redact_url(url)}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    import threading
+
+    from vvops.services import apply_prefect_runtime_env
+
+    apply_prefect_runtime_env()
+    _require_valid_config(args.environment)
+    from vvops.watcher import run_watcher
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stats = run_watcher(environment=args.environment, stop_event=stop)
+    print(f"watcher stopped: {stats}")
     return 0
 
 
@@ -343,11 +379,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
         for line in register_blocks(environment=args.environment):
             print(f"blocks     {line}")
         _start_slack_endpoint(args, supervisor)
+        watcher_argv = [sys.executable, "-m", "vvops.cli", "watch", "-e", args.environment]
+        watcher = supervisor.start("watcher", watcher_argv)
+        print(f"watcher    following chain {args.environment} (pid {watcher.process.pid}, log {watcher.log})")
+        restart = {"watcher": watcher_argv}
 
         if production:
-            _run_production(args, supervisor, started)
+            _run_production(args, supervisor, started, restart)
         else:
-            _run_embedded(args, started)
+            _run_embedded(args, started, supervisor, restart)
     except KeyboardInterrupt:
         pass
     finally:
@@ -400,14 +440,20 @@ def _print_deployments(environment: str, where: str) -> None:
         print(f"deployment {spec.flow_name + '/' + environment:<28} {spec.cron or 'on demand':<12} {where}")
 
 
-def _run_embedded(args: argparse.Namespace, started: float) -> None:
+def _run_embedded(args: argparse.Namespace, started: float, supervisor: Any, restart: dict[str, list[str]]) -> None:
     """Serve every deployment from this process (the embedded default)."""
+    import threading
+
     from prefect import serve
 
     from deployments.serve import runner_deployments
+    from vvops.services import keep_running
 
     deployments = runner_deployments(environment=args.environment)
     _print_deployments(args.environment, "served by this process")
+    # serve() registers the deployments as it starts; the automations need incident-response to exist first.
+    threading.Thread(target=_ensure_automations_when_deployed, args=(args.environment,), daemon=True).start()
+    threading.Thread(target=keep_running, args=(supervisor,), kwargs={"restart": restart, "out": _log}, daemon=True).start()
     print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
     # Keep schedules active across restarts: `up` stops the server with the runner, so nothing piles up.
     serve(*deployments, print_starting_message=False, pause_on_shutdown=False)
@@ -424,7 +470,25 @@ def _apply_production_env() -> None:
         ensure_postgres_database(url)
 
 
-def _run_production(args: argparse.Namespace, supervisor: Any, started: float) -> None:
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _ensure_automations_when_deployed(environment: str, *, attempts: int = 60) -> None:
+    """Create the alert automations (P0/P1 start incident-response) once that deployment exists."""
+    from deployments.automations import ensure_automations
+
+    for _ in range(attempts):
+        try:
+            ids = ensure_automations(environment)
+            _log(f"automations {len(ids)} created: vv.alert.p0/p1 start incident-response/{environment}")
+            return
+        except LookupError:
+            time.sleep(1)
+    _log(f"automations not created: incident-response/{environment} was not deployed within {attempts} s")
+
+
+def _run_production(args: argparse.Namespace, supervisor: Any, started: float, restart: dict[str, list[str]]) -> None:
     """Deploy to the process work pool and keep N workers running (restarted when they die)."""
     from deployments.prefect_yaml import WORK_POOL
     from deployments.production import deploy_to_work_pool, ensure_work_pool
@@ -433,7 +497,8 @@ def _run_production(args: argparse.Namespace, supervisor: Any, started: float) -
     ensure_work_pool(WORK_POOL)
     deploy_to_work_pool(environment=args.environment, work_pool=WORK_POOL)
     _print_deployments(args.environment, f"on work pool {WORK_POOL}")
-    workers = {}
+    _ensure_automations_when_deployed(args.environment)
+    workers = dict(restart)
     for index in range(1, args.workers + 1):
         name = f"worker-{index}"
         workers[name] = [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--name", f"vvops-{name}"]

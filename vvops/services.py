@@ -111,6 +111,7 @@ class Supervisor:
 
     log_dir: Path = field(default_factory=lambda: paths.state_dir() / "logs")
     children: list[ManagedProcess] = field(default_factory=list)
+    stopping: bool = False
 
     def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> ManagedProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +132,7 @@ class Supervisor:
         return child
 
     def stop_all(self) -> None:
+        self.stopping = True  # keep_running must not restart what is being stopped
         while self.children:
             self.children.pop().stop()
 
@@ -168,10 +170,12 @@ def ensure_postgres_database(url: str) -> bool:
 
 def keep_running(supervisor: Supervisor, *, restart: dict[str, list[str]], env: dict[str, str] | None = None,
                  poll_s: float = 1.0, out=print) -> None:
-    """Block until interrupted; a child named in `restart` that exits is started again with the same argv."""
-    while True:
+    """Until the supervisor stops: a child named in `restart` that exits is started again with the same argv."""
+    while not supervisor.stopping:
         time.sleep(poll_s)
         for child in list(supervisor.children):
+            if supervisor.stopping:
+                return
             if child.process.poll() is None or child.name not in restart:
                 continue
             out(f"{child.name} exited with code {child.process.returncode}; restarting (log {child.log})")
