@@ -66,7 +66,7 @@ def test_healthy_devnet_is_all_ok_and_metrics_are_stored(ops_flows, ops_store_en
             "protocol.base_fee_gwei", "infrastructure.rpc_latency_ms"} <= names
 
 
-def test_a_paused_vault_outside_an_incident_is_crit(ops_flows, devnet, fresh_devnet_state):
+def test_a_paused_vault_outside_an_incident_is_crit(ops_flows, quiet_store, devnet, fresh_devnet_state):
     vault = fresh_devnet_state.contract("VaultV1", devnet.contracts.vault)
     vault.transact(devnet.accounts.guardian.address, "pause")
 

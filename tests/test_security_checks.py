@@ -253,7 +253,7 @@ def test_credential_rotation_status():
 
 @pytest.mark.prefect
 @pytest.mark.devnet
-def test_security_posture_subflow_reviews_open_alerts(ops_flows, ops_store_engine):
+def test_security_posture_subflow_reviews_open_alerts(ops_flows, quiet_store, ops_store_engine):
     from sqlalchemy import delete
 
     from flows.daily.security_posture import security_posture

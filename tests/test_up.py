@@ -101,7 +101,7 @@ def test_production_profile_runs_a_deployment_on_a_worker_with_postgres(tmp_path
     for key in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_API_DATABASE_CONNECTION_URL"):
         env.pop(key, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "vvops.cli", "up", "--profile", "production", "--workers", "2",
+        [sys.executable, "-m", "vvops.cli", "up", "--profile", "production", "--workers", "2", "--no-history",
          "--port", str(port), "--anvil-port", str(anvil_port), "--activity-interval", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
