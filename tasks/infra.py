@@ -59,6 +59,25 @@ def gather_outcomes(pending: list[tuple[str, str, PrefectFuture, Callable[[BaseE
     return outcomes, points
 
 
+def finish_section(pending: list[tuple[str, str, PrefectFuture, Callable[[BaseException], list[CheckOutcome]] | None]]
+                   ) -> list[CheckOutcome]:
+    """Gather a sub-flow's checks and store their metrics; metrics are secondary, the verdicts always return."""
+    from tasks.store import record_metrics
+
+    outcomes, points = gather_outcomes(pending)
+    try:
+        record_metrics(points=points)
+    except Exception as exc:
+        print(f"could not record {len(points)} metric points: {exc}")
+    return outcomes
+
+
+def as_utc(now: datetime | None) -> datetime:
+    """`now` (default: the current time) as an aware UTC datetime; a naive one is taken as UTC."""
+    now = now or datetime.now(timezone.utc)
+    return now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now
+
+
 # --------------------------------------------------------------------------- HTTP endpoints
 
 

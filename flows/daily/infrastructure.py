@@ -9,12 +9,11 @@ from tasks.infra import (
     check_database,
     check_host,
     check_storage,
-    gather_outcomes,
+    finish_section,
     probe_http_endpoint,
     unreachable_outcome,
 )
 from tasks.runtime import ops_config
-from tasks.store import record_metrics
 from vvops.checks import CheckOutcome
 
 AREA = "infrastructure"
@@ -57,9 +56,4 @@ def infrastructure_checks(environment: str = "devnet") -> list[CheckOutcome]:
             future = task_fn.submit(params=check.typed_params(), thresholds=dict(check.thresholds))
             pending.append((check_id, AREA, future, None))
 
-    outcomes, points = gather_outcomes(pending)
-    try:
-        record_metrics(points=points)
-    except Exception as exc:  # metrics are secondary: the verdicts still go back to the caller
-        print(f"could not record {len(points)} metric points: {exc}")
-    return outcomes
+    return finish_section(pending)

@@ -7,14 +7,13 @@ Log rotation, the backup verification and the data-integrity suites run concurre
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from prefect import flow
 
-from tasks.infra import gather_outcomes
+from tasks.infra import as_utc, finish_section
 from tasks.maintenance import check_data_integrity, optimise_storage, rotate_logs, take_store_backup, verify_newest_backup
 from tasks.runtime import ops_config
-from tasks.store import record_metrics
 from vvops.checks import CheckOutcome
 
 AREA = "maintenance"
@@ -23,9 +22,7 @@ AREA = "maintenance"
 @flow(name="routine-maintenance", log_prints=True)
 def routine_maintenance(environment: str = "devnet", now: datetime | None = None) -> list[CheckOutcome]:
     """Rotate logs, verify the newest backup (restore + validate), validate the store's data, prune + VACUUM."""
-    now = now or datetime.now(timezone.utc)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+    now = as_utc(now)
     cfg = ops_config(environment)
     pending, readers = [], []
 
@@ -57,12 +54,7 @@ def routine_maintenance(environment: str = "devnet", now: datetime | None = None
         future = optimise_storage.submit(params=retention.typed_params(), now=now)
         pending.append((retention.id, AREA, future, None))
 
-    outcomes, points = gather_outcomes(pending)
-    try:
-        record_metrics(points=points)
-    except Exception as exc:  # metrics are secondary: the verdicts still go back to the caller
-        print(f"could not record {len(points)} metric points: {exc}")
-    return outcomes
+    return finish_section(pending)
 
 
 class _as_result:

@@ -3,11 +3,11 @@ status, vulnerability scan results — every check concurrently, driven by confi
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from prefect import flow
 
-from tasks.infra import gather_outcomes
+from tasks.infra import as_utc, finish_section
 from tasks.runtime import ops_config
 from tasks.security import (
     analyse_access_logs_task,
@@ -18,7 +18,6 @@ from tasks.security import (
     review_vulnerability_reports,
     tls_error_outcome,
 )
-from tasks.store import record_metrics
 from vvops.checks import CheckOutcome
 
 AREA = "security"
@@ -27,9 +26,7 @@ AREA = "security"
 @flow(name="security-posture", log_prints=True)
 def security_posture(environment: str = "devnet", now: datetime | None = None) -> list[CheckOutcome]:
     """TLS certificates (handshake + files), access logs, vulnerability reports, credentials, open alerts."""
-    now = now or datetime.now(timezone.utc)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+    now = as_utc(now)
     cfg = ops_config(environment)
     pending = []
 
@@ -54,9 +51,4 @@ def security_posture(environment: str = "devnet", now: datetime | None = None) -
             pending.append((check_id, AREA, future, None))
     pending.append(("security.alerts", AREA, review_open_alerts.submit(now=now), None))
 
-    outcomes, points = gather_outcomes(pending)
-    try:
-        record_metrics(points=points)
-    except Exception as exc:  # metrics are secondary: the verdicts still go back to the caller
-        print(f"could not record {len(points)} metric points: {exc}")
-    return outcomes
+    return finish_section(pending)
