@@ -1,0 +1,289 @@
+"""Watcher soak (loopback only, bounded): 5 chains at 1 s blocks with steady synthetic traffic.
+
+    uv run python benchmarks/bench_watcher_soak.py [--minutes 10] [--chains 5] [--alert-every 10]
+        [--store postgres|sqlite] [--pg-url ...] [--json]
+
+Set-up: `--chains` anvil nodes `--block-time 1`, chain ids 31337, 31338, ... (one store, checkpoints per chain
+id), `deploy_devnet` on each. One watcher per chain (`vvops.watcher.run_watcher`, threads in this process,
+confirmations 1, WebSocket new heads with polling fallback), all sharing one ops store (a scratch PostgreSQL
+database, created and dropped here; or SQLite) and one AlertService + OutboxNotifier delivering to the Slack
+stand-in (tests/slack_standin.py). Routes as config/alerting.yaml except group_interval 0 (as bench_watcher.py).
+
+Traffic (per chain, one thread each): a deposit by one of the five users every second; every `--alert-every`
+seconds the guardian pauses the vault and one second later the (impersonated) timelock unpauses it, so each
+chain raises a `vault_paused` (P1) and a `vault_unpaused` alert per cycle.
+
+Reported:
+- missed blocks: per chain, every block number from the first processed to the last must have been processed
+  (via the watcher's `on_block` hook) — gaps are missed blocks (must be 0); duplicates are counted too;
+  lag at the end: node head − last processed block.
+- detection latency: block timestamp → alert row committed (store sink) for every pause/unpause alert;
+  block timestamp → processed (on_block) for every block. p50/p95/max; target p95 ≤ 2 s (one block + 1 s).
+- RSS of this process every 15 s; flat = the median of the last third within 10 % of the median of the
+  second third (the first third is warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vvops.devnet import AnvilProcess, Chain, deploy_devnet, free_port  # noqa: E402
+from vvops.devnet.timetravel import impersonate, set_balance  # noqa: E402
+from vvops.store import make_engine, migrate  # noqa: E402
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def traffic(rpc_url: str, info: Any, stop: threading.Event, alert_every: int, counters: dict[str, int]) -> None:
+    """One deposit a second; a pause + unpause every `alert_every` s. Bounded by `stop` (set by main)."""
+    chain = Chain(rpc_url, timeout=10)
+    try:
+        vault = chain.contract("VaultV1", info.contracts.vault)
+        impersonate(chain, info.contracts.timelock)
+        set_balance(chain, info.contracts.timelock, 10**21)
+        deposit = vault.encode("deposit", 10**15)
+        users = info.accounts.users
+        tick = 0
+        next_at = time.monotonic()
+        while not stop.is_set():
+            try:
+                u = users[tick % len(users)]
+                chain.send(sender=u.address, to=info.contracts.vault, data=deposit, gas=200_000)
+                counters["deposits"] += 1
+                phase = tick % alert_every
+                if phase == 0 and tick > 0:
+                    chain.send(sender=info.accounts.guardian.address, to=info.contracts.vault,
+                               data=vault.encode("pause"), gas=200_000)
+                    counters["pauses"] += 1
+                elif phase == 1 and tick > 1:
+                    chain.send(sender=info.contracts.timelock, to=info.contracts.vault,
+                               data=vault.encode("unpause"), gas=200_000)
+                    counters["unpauses"] += 1
+            except Exception as error:  # noqa: BLE001 - count and keep the traffic going
+                counters["errors"] += 1
+                counters["last_error"] = str(error)[:200]  # type: ignore[assignment]
+            tick += 1
+            next_at += 1.0
+            stop.wait(max(0.0, next_at - time.monotonic()))
+    finally:
+        chain.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--chains", type=int, default=5)
+    ap.add_argument("--alert-every", type=int, default=10)
+    ap.add_argument("--rss-every-s", type=float, default=15.0)
+    ap.add_argument("--store", choices=["postgres", "sqlite"], default="postgres")
+    ap.add_argument("--pg-url", default=os.environ.get("VVOPS_TEST_POSTGRES_URL",
+                                                      "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    from sqlalchemy import select
+
+    from tests.slack_standin import DEFAULT_TOKEN, SlackStandIn
+    from vvops.alerting.service import AlertService
+    from vvops.config import load_config
+    from vvops.store import session_scope
+    from vvops.store.models import Alert
+    from vvops.watcher import run_watcher
+    from vvops.watcher.config import load_watcher_config
+    from vvops.watcher.sinks import OutboxNotifier
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    nodes: list[AnvilProcess] = []
+    standin = SlackStandIn().start()
+    stops: list[threading.Event] = []
+    threads: list[threading.Thread] = []
+    traffic_stop = threading.Event()
+    notifier = None
+    engine = None
+    pg_db = f"vv_bench_soak_{os.getpid()}"
+    pg_created = False
+    out: dict[str, Any] = {"load_avg_start": round(os.getloadavg()[0], 2), "minutes": args.minutes,
+                           "chains": args.chains}
+    try:
+        for i in range(args.chains):
+            nodes.append(AnvilProcess(free_port(), block_time=1, chain_id=31337 + i,
+                                      log_path=tmp / f"anvil{i}.log").start())
+        infos = [deploy_devnet(n.rpc_url) for n in nodes]
+        if args.store == "postgres":
+            import psycopg
+
+            admin = args.pg_url.replace("postgresql+psycopg://", "postgresql://")
+            with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{pg_db}"')
+                conn.execute(f'CREATE DATABASE "{pg_db}"')
+            pg_created = True
+            url = f"{args.pg_url.rsplit('/', 1)[0]}/{pg_db}"
+        else:
+            url = f"sqlite:///{tmp / 'ops.db'}"
+        migrate(url)
+        engine = make_engine(url)
+        cfg = load_config(environment="devnet")
+        route = cfg.alerting.route.model_copy(update={"group_interval": timedelta(0)})
+        cfg = cfg.model_copy(update={"alerting": cfg.alerting.model_copy(update={"route": route})})
+        service = AlertService(engine, cfg)
+        notifier = OutboxNotifier(engine, dict(cfg.slack.channels.model_dump()), token=DEFAULT_TOKEN,
+                                  base_url=standin.base_url, timeout_s=5)
+        wcfg = load_watcher_config(overrides={"follower": {"poll_interval_s": 0.5}})
+
+        processed: list[list[tuple[int, float, int]]] = [[] for _ in nodes]  # (block, processed_at, block ts)
+        watchers: dict[int, Any] = {}
+
+        def on_block_for(i: int):
+            def cb(block: Any, _alerts: list) -> None:
+                processed[i].append((block.number, time.time(), int(block.timestamp)))
+            return cb
+
+        for i, (node, info) in enumerate(zip(nodes, infos)):
+            stop = threading.Event()
+            contracts = {"vault": info.contracts.vault, "timelock": info.contracts.timelock}
+            t = threading.Thread(target=run_watcher, name=f"soak-watcher-{i}", daemon=True, kwargs=dict(
+                environment="devnet", stop_event=stop, engine=engine, rpc_urls=[node.rpc_url], contracts=contracts,
+                chain_id=info.chain_id, confirmations=1, watcher_config=wcfg, emit_events=False,
+                alert_service=service, on_notifications=notifier, on_block=on_block_for(i),
+                ready=lambda w, i=i: watchers.__setitem__(i, w)))
+            t.start()
+            stops.append(stop)
+            threads.append(t)
+        deadline = time.monotonic() + 60
+        while (len(watchers) < len(nodes) or any(w.stats.last_block is None for w in watchers.values())) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3)  # WebSocket subscriptions settle
+
+        counters = [{"deposits": 0, "pauses": 0, "unpauses": 0, "errors": 0} for _ in nodes]
+        traffic_threads = [threading.Thread(target=traffic, args=(n.rpc_url, info, traffic_stop, args.alert_every, c),
+                                            daemon=True) for n, info, c in zip(nodes, infos, counters)]
+        for t in traffic_threads:
+            t.start()
+        t_start = time.monotonic()
+        end = t_start + args.minutes * 60
+        rss_series: list[tuple[float, float]] = []
+        while time.monotonic() < end:
+            rss_series.append((round(time.monotonic() - t_start), round(rss_mb(), 1)))
+            time.sleep(min(args.rss_every_s, max(0.0, end - time.monotonic())))
+        rss_series.append((round(time.monotonic() - t_start), round(rss_mb(), 1)))
+        traffic_stop.set()
+        for t in traffic_threads:
+            t.join(10)
+        # let the watchers reach the heads (bounded), then read them
+        heads = [Chain(n.rpc_url).block_number() for n in nodes]
+        wait_until = time.monotonic() + 15
+        while time.monotonic() < wait_until and any(
+                (w.stats.last_block or 0) < h - 1 for w, h in zip([watchers[i] for i in range(len(nodes))], heads)):
+            time.sleep(0.2)
+
+        # missed blocks
+        per_chain = []
+        block_lat: list[float] = []
+        for i, rows in enumerate(processed):
+            nums = [b for b, _, _ in rows]
+            uniq = sorted(set(nums))
+            gaps = (uniq[-1] - uniq[0] + 1 - len(uniq)) if uniq else None
+            lag = heads[i] - (watchers[i].stats.last_block or 0)
+            per_chain.append({"chain_id": infos[i].chain_id, "blocks_processed": len(uniq), "first": uniq[0] if uniq else None,
+                              "last": uniq[-1] if uniq else None, "missed": gaps, "duplicates": len(nums) - len(uniq),
+                              "head_lag_at_end": lag, "reorgs": watchers[i].stats.reorgs,
+                              "rpc_errors": watchers[i].stats.rpc_errors, "ws_heads": watchers[i].stats.ws_heads,
+                              **{k: v for k, v in counters[i].items()}})
+            block_lat += [at - ts for _, at, ts in rows[3:]]  # the first blocks are the start-up catch-up
+        # alert latency
+        stored_at: dict[str, float] = {}
+        for w in watchers.values():
+            stored_at.update(w.store_sink.stored_at)
+        with session_scope(engine) as s:
+            rows = [(a.fingerprint, a.rule, a.annotations) for a in s.scalars(select(Alert))]
+        alert_lat = [stored_at[fp] - int(ann["block_timestamp"]) for fp, rule, ann in rows
+                     if fp in stored_at and ann.get("block_timestamp") is not None and rule in ("vault_paused", "vault_unpaused")]
+        rules: dict[str, int] = {}
+        for _, rule, _ in rows:
+            rules[rule] = rules.get(rule, 0) + 1
+        expected_alerts = sum(c["pauses"] + c["unpauses"] for c in counters)
+        third = max(1, len(rss_series) // 3)
+        mid = statistics.median(r for _, r in rss_series[third:2 * third] or rss_series)
+        last = statistics.median(r for _, r in rss_series[2 * third:] or rss_series)
+        posted = len(standin.posted())
+        out.update({
+            "per_chain": per_chain,
+            "missed_blocks_total": sum(c["missed"] or 0 for c in per_chain),
+            "block_latency_s": {"n": len(block_lat), "p50": round(pct(block_lat, 50), 3),
+                                "p95": round(pct(block_lat, 95), 3), "max": round(max(block_lat), 3) if block_lat else None},
+            "alert_latency_s": {"n": len(alert_lat), "expected_alerts": expected_alerts,
+                                "p50": round(pct(alert_lat, 50), 3), "p95": round(pct(alert_lat, 95), 3),
+                                "max": round(max(alert_lat), 3) if alert_lat else None, "target_p95": 2.0},
+            "alert_rows_by_rule": rules,
+            "slack_posts": posted, "outbox_enqueued": notifier.enqueued,
+            "rss_mb_series": rss_series,
+            "rss_mb": {"first": rss_series[0][1], "median_2nd_third": mid, "median_last_third": last,
+                       "max": max(r for _, r in rss_series), "flat": abs(last - mid) <= 0.10 * mid},
+        })
+    finally:
+        traffic_stop.set()
+        for s_ in stops:
+            s_.set()
+        for t in threads:
+            t.join(15)
+        if notifier is not None:
+            notifier.close()
+        if engine is not None:
+            engine.dispose()
+        if pg_created:
+            import psycopg
+
+            with psycopg.connect(args.pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True,
+                                 connect_timeout=5) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{pg_db}" WITH (FORCE)')
+        standin.stop()
+        for n in nodes:
+            n.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    out["load_avg_end"] = round(os.getloadavg()[0], 2)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for k, v in out.items():
+            if k == "per_chain":
+                print("per_chain")
+                for c in v:
+                    print("  " + json.dumps(c))
+            elif k == "rss_mb_series":
+                print("rss_mb_series " + " ".join(f"{t}s:{r}" for t, r in v))
+            else:
+                print(f"{k}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
