@@ -83,6 +83,11 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         tags=("procedure", "resilience"),
     ),
     DeploymentSpec(
+        "acknowledge-alert", "flows/acknowledge_alert.py:acknowledge_alert_flow",
+        "Alert Response: acknowledge an alert (id or fingerprint) as a roster person; stops its escalation.",
+        tags=("procedure", "alerting"),
+    ),
+    DeploymentSpec(
         "ops-sweep", "flows/ops_sweep.py:ops_sweep",
         "Escalation pathways: deliver queued Slack messages, page unacknowledged alerts, escalate unanswered approvals.",
         cron=EVERY_MINUTE_CRON, tags=("cadence", "sweep"),

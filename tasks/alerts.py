@@ -72,7 +72,8 @@ def page_messages(msg: dict[str, Any], environment: str) -> list[dict[str, Any]]
             "payload": {"subject": p["summary"], "severity": p["severity"], "target_name": name,
                         "target_slack_id": slack_id, "step": p["step"] + 1,
                         "reason": "first page" if p["step"] == 0 and p["cycle"] == 0 else "not acknowledged",
-                        "ack_hint": f"acknowledge alert {p['alert_id']} in Slack or the Prefect UI"},
+                        "ack_hint": f"acknowledge alert {p['alert_id']} in Slack or the Prefect UI",
+                        "alert_id": p["alert_id"]},
         })
     return out
 

@@ -26,6 +26,7 @@ RISK_ICON = {"low": ":large_green_circle:", "medium": ":large_yellow_circle:", "
 STATUS_ORDER = {"error": 0, "crit": 1, "warn": 2, "ok": 3}
 
 APPROVE_ACTION_ID = "approval_approve"
+ACKNOWLEDGE_ACTION_ID = "alert_acknowledge"
 REJECT_ACTION_ID = "approval_reject"
 APPROVAL_BLOCK_ID_PREFIX = "approval:"
 
@@ -293,14 +294,18 @@ def incident_resolved(*, key: str, title: str, duration_minutes: float | None = 
 
 def escalation_page(*, subject: str, severity: str, target_name: str, target_slack_id: str | None = None,
                     step: int = 1, reason: str = "not acknowledged", ack_hint: str | None = None,
-                    run_url: str | None = None) -> Message:
-    """A page to the next person in an escalation policy."""
+                    run_url: str | None = None, alert_id: int | None = None) -> Message:
+    """A page to the next person in an escalation policy; with `alert_id`, an Acknowledge button stops it."""
     who = mention(target_slack_id, target_name)
     blocks = [
         section(f"{SEVERITY_ICON.get(severity, ':rotating_light:')} *Page ({escape(severity)}, step {step})* {who}: "
                 f"{escape(subject)}"),
         context(f"Escalated because: {escape(reason)}", escape(ack_hint) if ack_hint else ""),
     ]
+    if alert_id is not None:
+        blocks.append({"type": "actions", "block_id": f"alert:{alert_id}", "elements": [
+            {"type": "button", "action_id": ACKNOWLEDGE_ACTION_ID, "style": "primary", "value": str(alert_id),
+             "text": {"type": "plain_text", "text": "Acknowledge", "emoji": True}}]})
     if run_url:
         blocks.append(context(link(run_url, "Open in Prefect")))
     text = f"Page {severity} (step {step}) for {target_name}: {subject} — escalated because {reason}"

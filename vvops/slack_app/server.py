@@ -11,6 +11,8 @@ POST /slack/interactions (form-encoded `payload=<json>`, as Slack sends it):
    `{"decision", "approver": <person id>, "reason", "slack_decision_id"}`; the flow counts it from the store
    (exactly once). If the run is briefly not paused (it is between two pauses), the resume is retried for
    a few seconds.
+An `alert_acknowledge` button (value = alert id, on escalation pages) acknowledges the alert as the roster
+person, through the alerting framework (audited), which stops its escalation.
 GET /healthz answers 200.
 
 Start it with `serve_slack_interactions(host, port, environment=...)` or
@@ -41,6 +43,7 @@ log = logging.getLogger("vvops.slack_app")
 
 INTERACTIONS_PATH = "/slack/interactions"
 ACTIONS = {"approval_approve": "approve", "approval_reject": "reject"}
+ACKNOWLEDGE = "alert_acknowledge"
 MAX_BODY = 1 << 20
 
 
@@ -69,10 +72,26 @@ def prefect_resume(prefect_api_url: str | None, *, attempts: int = 12, delay_s: 
     return resume
 
 
+def alert_acknowledger(engine: Engine, environment: str) -> Callable[[int, str], list[dict]]:
+    """Acknowledge an alert through the alerting framework (audited; stops its escalation)."""
+
+    def acknowledge(alert_id: int, person_id: str) -> list[dict]:
+        from datetime import datetime, timezone
+
+        from vvops.alerting.service import AlertService
+        from vvops.config import load_config
+
+        service_ = AlertService(engine, load_config(environment=environment))
+        return service_.acknowledge(alert_id, by=person_id, source="slack", now=datetime.now(timezone.utc))
+
+    return acknowledge
+
+
 def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engine | None = None,
                people: Any = None, prefect_api_url: str | None = None,
                clock: Callable[[], float] | None = None,
-               resume: Callable[[str, dict], str] | None = None) -> Starlette:
+               resume: Callable[[str, dict], str] | None = None,
+               acknowledge: Callable[[int, str], list[dict]] | None = None) -> Starlette:
     """The Starlette app. `people` defaults to the environment's roster; `engine` to the default store."""
     if not signing_secret:
         raise ValueError("a Slack signing secret is required")
@@ -88,6 +107,7 @@ def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engi
     by_slack_id = {p.slack_user_id: p for p in people}
     verifier = SlackSignatureVerifier(signing_secret, clock=clock)
     do_resume = resume or prefect_resume(prefect_api_url)
+    do_acknowledge = acknowledge or alert_acknowledger(engine, environment)
 
     def refuse(reason: str, message: str, request: Request, status: int = 401) -> JSONResponse:
         client = request.client.host if request.client else None
@@ -130,6 +150,24 @@ def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engi
                                        "slack_decision_id": result.decision_id})
         return out
 
+    def handle_acknowledge(payload: dict, action: dict) -> dict:
+        slack_user = str((payload.get("user") or {}).get("id") or "")
+        person = by_slack_id.get(slack_user)
+        try:
+            alert_id = int(str(action.get("value", "")).strip())
+        except ValueError:
+            return {"ok": False, "error": "bad_alert_id"}
+        if person is None:  # the framework audits roster refusals; an unknown Slack user never reaches it
+            service.audit_event(engine, actor=f"slack:{slack_user or 'unknown'}", action="alert.ack_refused",
+                                request_id=None, subject=f"alert:{alert_id}", source="slack",
+                                details={"reason": "not on the roster"})
+            return {"ok": False, "error": "not_on_roster", "alert_id": alert_id}
+        try:
+            do_acknowledge(alert_id, person.id)
+        except (KeyError, LookupError, PermissionError) as error:
+            return {"ok": False, "error": type(error).__name__, "alert_id": alert_id, "message": str(error)}
+        return {"ok": True, "alert_id": alert_id, "message": f"alert {alert_id} acknowledged by {person.name}"}
+
     async def interactions(request: Request):
         body = await request.body()
         if len(body) > MAX_BODY:
@@ -152,6 +190,8 @@ def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engi
         for action in payload.get("actions") or []:
             if isinstance(action, dict) and action.get("action_id") in ACTIONS:
                 results.append(await run_in_threadpool(handle_action, payload, action))
+            elif isinstance(action, dict) and action.get("action_id") == ACKNOWLEDGE:
+                results.append(await run_in_threadpool(handle_acknowledge, payload, action))
         text = "; ".join(r.get("message") or r.get("error", "") for r in results) or "nothing to do"
         return JSONResponse({"response_type": "ephemeral", "replace_original": False, "text": text,
                              "results": results})
