@@ -26,11 +26,14 @@ from tasks.reviews import (
     load_drills,
     load_incidents,
     load_metrics,
+    read_access_state,
+    read_patch_state,
     verify_audit,
 )
 from tasks.runtime import ops_config
 from vvops import paths
 from vvops.reviews import plots
+from vvops.reviews.access import access_section
 from vvops.reviews.compliance import evaluate_controls
 from vvops.reviews.html import standalone_html
 from vvops.reviews.monthly import (
@@ -47,6 +50,7 @@ from vvops.reviews.monthly import (
     slack_summary_monthly,
     vulnerability_status,
 )
+from vvops.reviews.patches import patch_compliance
 from vvops.reviews.weekly import incident_stats
 
 __all__ = ["monthly_review", "month_bounds", "verify_audit"]
@@ -125,6 +129,8 @@ def monthly_review(environment: str = "devnet", as_of: datetime | None = None, n
     metrics = load_metrics(start=prev_start, end=end, names=["probe_up", "probe_latency_ms"])
     tls = latest_check_result(check_id="security.tls_certs", end=end)
     vulns = latest_check_result(check_id="security.vulnerability_reports", end=end)
+    access_state = read_access_state(environment=environment)
+    patch_state = read_patch_state(environment=environment)
 
     this_m = metrics[metrics["ts"] >= start] if not metrics.empty else metrics
     prev_m = metrics[metrics["ts"] < start] if not metrics.empty else metrics
@@ -169,6 +175,10 @@ def monthly_review(environment: str = "devnet", as_of: datetime | None = None, n
             "credentials": credentials_age(creds, now=end),
             "certificates": certificate_inventory(tls, now=end),
             "incidents": security_incidents,
+            "access": access_section(access_state),
+            "patches": patch_compliance(installed=patch_state["installed"], locked=patch_state["locked"],
+                                        report=patch_state["report"], report_name=patch_state["report_name"],
+                                        report_time=patch_state["report_time"]),
         },
         "governance": governance_changes(requests, decisions, actions, start=start, end=end),
     }

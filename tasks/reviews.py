@@ -4,10 +4,11 @@ or late flow runs. Every loader takes an explicit [start, end) window."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from sqlalchemy import select
 
 from tasks.policies import STORE_RETRIES
@@ -159,3 +160,116 @@ def failed_or_late_flow_runs(*, start: datetime, end: datetime, limit: int = 200
                     if run.expected_start_time else "",
                     "message": ((run.state.message or "") if run.state else "")[:80]}
     return sorted(rows.values(), key=lambda r: r["expected_start"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Monthly Security review: access review (chain) and patch compliance (local environment)
+# ---------------------------------------------------------------------------------------------------------
+
+def _devnet_accounts(devnet_json: dict[str, Any]) -> dict[str, str]:
+    """label → address of every account devnet.json names (users numbered)."""
+    out: dict[str, str] = {}
+    for key, value in (devnet_json.get("accounts") or {}).items():
+        items = value if isinstance(value, list) else [value]
+        for i, item in enumerate(items):
+            addr = item.get("address") if isinstance(item, dict) else item
+            if addr:
+                out[f"{key}[{i}]" if isinstance(value, list) else key] = addr
+    return out
+
+
+@task(name="read-access-state")
+def read_access_state(*, environment: str) -> dict[str, Any]:
+    """On-chain roles for the access review: the vault's role getters and ERC-1967 implementation, and the
+    Timelock's role holders (RoleGranted/RoleRevoked replayed from its deployment block, then confirmed with
+    `hasRole` for those holders plus every candidate account config and devnet.json know), together with what
+    config expects. Never raises for an unreachable chain: returns {"available": False, "error": ...}."""
+    from eth_utils import to_checksum_address
+
+    from tasks.chain import read_contract_state
+    from tasks.runtime import ops_config, rpc_client
+    from vvops.chain.logs import EventDecoder, fetch_logs
+    from vvops.chain.reader import ViewCall, read_views
+    from vvops.config import resolve_deployment
+    from vvops.config.loader import load_devnet_json
+    from vvops.config.schema import FROM_DEVNET_PREFIX
+    from vvops.devnet.abi import contract_abi
+    from vvops.reviews.access import TIMELOCK_ROLES, ZERO_ADDRESS, replay_role_events
+
+    cfg = ops_config(environment)
+    vault = resolve_deployment(cfg, "vault")
+    timelock = resolve_deployment(cfg, "timelock")
+    raw_timelock = cfg.contract("timelock").deployment(cfg.environment)
+    devnet_json: dict[str, Any] = {}
+    if raw_timelock.address.startswith(FROM_DEVNET_PREFIX):
+        devnet_json = load_devnet_json()
+    accounts = _devnet_accounts(devnet_json)
+    labels = {addr: name for name, addr in accounts.items()}
+    labels.update({vault.address: "vault", timelock.address: "timelock"})
+    # What config expects of the timelock: governance proposes, executes and cancels; the timelock administers
+    # itself (deployed with admin = address(0)). Only the devnet names its governance account (devnet.json).
+    governance = [to_checksum_address(accounts["governance"])] if "governance" in accounts else []
+    expected_timelock = {"DEFAULT_ADMIN_ROLE": [timelock.address], "PROPOSER_ROLE": governance,
+                         "EXECUTOR_ROLE": governance, "CANCELLER_ROLE": governance}
+    expected = {"vault_roles": dict(vault.roles), "approved_implementations": list(vault.approved_implementations),
+                "timelock": expected_timelock, "labels": labels}
+    try:
+        state = read_contract_state.fn(environment=environment, contract="vault")
+        from_block = int(devnet_json.get("deployed_at_block") or raw_timelock.deployed_block or 0)
+        with rpc_client(environment) as rpc:
+            head = int(rpc.call("eth_blockNumber", []), 16)
+            abi = contract_abi("Timelock")
+            decoder = EventDecoder(abi.abi if hasattr(abi, "abi") else abi)
+            topics = [[decoder.topic("RoleGranted"), decoder.topic("RoleRevoked")]]
+            events = decoder.decode_all(fetch_logs(rpc, address=timelock.address, from_block=from_block,
+                                                   to_block=head, topics=topics))
+            replayed = replay_role_events({"name": e.name, "role": e.args["role"], "account": e.args["account"]}
+                                          for e in events)
+            candidates = list(dict.fromkeys(to_checksum_address(a) for a in [
+                *accounts.values(), *vault.roles.values(), timelock.address, vault.address, ZERO_ADDRESS,
+                *(h for hs in replayed.values() for h in hs)]))
+            multicall = resolve_deployment(cfg, "multicall").address
+            calls = [ViewCall(key=f"{role}|{addr}", target=timelock.address, signature="hasRole(bytes32,address)",
+                             returns=("bool",), args=(role_id, addr))
+                     for role, role_id in TIMELOCK_ROLES.items() for addr in candidates]
+            answers = read_views(rpc, multicall=multicall, calls=calls)
+    except Exception as exc:  # noqa: BLE001 — an unreachable chain is reported in the section, not a crash
+        get_run_logger().warning("access review: chain not readable: %s", exc)
+        return {"available": False, "error": f"{type(exc).__name__}: {exc}"[:300], "expected": expected}
+    holders: dict[str, list[str]] = {role: [] for role in TIMELOCK_ROLES}
+    unconfirmed = []
+    for key, result in answers.items():
+        role, addr = key.split("|")
+        if result.ok and result.value:
+            holders[role].append(addr)
+    for role, hs in replayed.items():
+        for h in hs:
+            if role in holders and h not in holders[role]:
+                unconfirmed.append({"role": role, "holder": h})  # granted in logs, hasRole says no (or failed)
+    return {
+        "available": True,
+        "vault_roles": {role: state["values"].get(role) for role in dict.fromkeys([*vault.roles, "owner", "guardian"])},
+        "implementation": state.get("implementation"),
+        "timelock_holders": {role: hs for role, hs in holders.items() if hs},
+        "events": len(events), "from_block": from_block, "to_block": head, "unconfirmed": unconfirmed,
+        "expected": expected,
+    }
+
+
+@task(name="read-patch-state")
+def read_patch_state(*, environment: str) -> dict[str, Any]:
+    """Installed distributions, uv.lock pins and the newest pip-audit report of the folder the daily
+    `security.vulnerability_reports` check ingests (no network)."""
+    from tasks.infra import resolve_path
+    from tasks.runtime import ops_config
+    from vvops.reviews.patches import installed_versions, newest_pip_audit_report, read_lock
+
+    cfg = ops_config(environment)
+    params = cfg.check("security.vulnerability_reports").typed_params()
+    folder = params.folder if hasattr(params, "folder") else params.get("folder", "reports/vulnerabilities")
+    lock_path = Path(__file__).resolve().parents[1] / "uv.lock"
+    newest = newest_pip_audit_report(resolve_path(folder))
+    return {"installed": installed_versions(), "locked": read_lock(lock_path), "lock_path": str(lock_path),
+            "folder": str(resolve_path(folder)),
+            "report_name": newest[0] if newest else None, "report_time": newest[1] if newest else None,
+            "report": newest[2] if newest else None}

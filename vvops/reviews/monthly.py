@@ -211,7 +211,15 @@ def render_monthly_markdown(report: dict[str, Any], *, images: dict[str, str] | 
              + (f" — failing: {', '.join(c['id'] for c in failed)}" if failed else ""),
              f"- Incidents: {r['incidents']['count']} ({r['incidents']['security']} security)",
              f"- Endpoints below SLO: {sum(1 for a in r['performance']['availability'] if not a['meets_slo'])}",
-             f"- Governance: {len(r['governance'])} change(s) decided", ""]
+             f"- Governance: {len(r['governance'])} change(s) decided"]
+    access, patches = r.get("security", {}).get("access"), r.get("security", {}).get("patches")
+    if access:
+        lines.append(f"- Access review: {access['summary']['flagged']} role assignment(s) flagged"
+                     if access.get("available") else "- Access review: chain not reachable")
+    if patches:
+        lines.append(f"- Patch compliance: {patches['patch_due']} patch(es) due, "
+                     f"{len(patches['mismatches'])} installed ≠ locked")
+    lines.append("")
     lines += ["## Compliance verification", "",
               md_table([{"control": c["id"], "result": "✅ pass" if c["passed"] else "❌ fail", "what": c["title"],
                          "evidence": c["summary"]} for c in controls]), ""]
@@ -244,9 +252,45 @@ def render_monthly_markdown(report: dict[str, Any], *, images: dict[str, str] | 
               "### Certificate inventory (latest TLS check)", "",
               md_table(sec["certificates"], empty="_No certificates in the latest TLS check._"), "",
               "### Security incidents", "", md_table(sec["incidents"]), ""]
+    lines += render_access_markdown(sec.get("access")) + render_patches_markdown(sec.get("patches"))
     lines += ["## Governance participation", "",
               md_table(r["governance"], empty="_No parameter changes or upgrades this month._"), ""]
     return "\n".join(lines)
+
+
+def render_access_markdown(access: dict[str, Any] | None) -> list[str]:
+    """### Access review: on-chain roles versus config (rows holder/role/expected/ok)."""
+    lines = ["### Access review (on-chain roles vs config)", ""]
+    if not access:
+        return lines + ["_Access review not run._", ""]
+    if not access.get("available"):
+        return lines + [f"_Chain not reachable — on-chain roles could not be reviewed ({access.get('error')})._", ""]
+    s = access["summary"]
+    lines += [f"{s['ok']}/{s['rows']} role assignments as expected" + (f" — **{s['flagged']} flagged**" if s["flagged"] else ""), "",
+              md_table([{**r, "ok": "✅" if r["ok"] else "❌"} for r in access["rows"]], empty="_No roles read._"), ""]
+    return lines
+
+
+def render_patches_markdown(patches: dict[str, Any] | None) -> list[str]:
+    """### Patch compliance: installed versus uv.lock, and patch-due findings of the newest pip-audit report."""
+    lines = ["### Patch compliance of our dependencies", ""]
+    if not patches:
+        return lines + ["_Patch compliance not run._", ""]
+    if not patches["lock_available"]:
+        lines += ["_uv.lock not readable: installed versions not compared._", ""]
+    else:
+        lines += [f"{patches['installed']} distributions installed, {patches['locked']} pinned in uv.lock; "
+                  f"{len(patches['mismatches'])} installed at another version than locked"
+                  + (f"; {len(patches['locked_not_installed'])} locked but not installed (platform-specific or not synced)"
+                     if patches["locked_not_installed"] else "") + ".", "",
+                  md_table(patches["mismatches"], empty="_Installed versions match uv.lock._"), ""]
+    if patches.get("report"):
+        lines += [f"Newest pip-audit report: `{patches['report']}` ({(patches.get('report_time') or '')[:16]}) — "
+                  f"{patches['patch_due']} patch(es) due", "",
+                  md_table(patches["findings"], empty="_No findings concern our dependencies._"), ""]
+    else:
+        lines += ["_No pip-audit report in the vulnerability reports folder._", ""]
+    return lines
 
 
 def slack_summary_monthly(report: dict[str, Any]) -> str:
