@@ -19,8 +19,8 @@ Reported:
   lag at the end: node head − last processed block.
 - detection latency: block timestamp → alert row committed (store sink) for every pause/unpause alert;
   block timestamp → processed (on_block) for every block. p50/p95/max; target p95 ≤ 2 s (one block + 1 s).
-- RSS of this process every 15 s; flat = the median of the last third within 10 % of the median of the
-  second third (the first third is warm-up).
+- RSS of this process every 15 s (it also holds the Slack stand-in's in-memory workspace and this script's
+  per-block records); growth = least-squares slope after the first third (warm-up), flat = < 0.5 MB/min.
 """
 
 from __future__ import annotations
@@ -231,6 +231,15 @@ def main() -> int:
         for _, rule, _ in rows:
             rules[rule] = rules.get(rule, 0) + 1
         expected_alerts = sum(c["pauses"] + c["unpauses"] for c in counters)
+        # growth after warm-up (first third): least-squares slope in MB per minute
+        tail_ = rss_series[max(1, len(rss_series) // 3):] or rss_series
+        if len(tail_) >= 2:
+            xs, ys = [t for t, _ in tail_], [r for _, r in tail_]
+            mx, my = statistics.fmean(xs), statistics.fmean(ys)
+            den = sum((x - mx) ** 2 for x in xs)
+            slope = (sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den * 60) if den else 0.0
+        else:
+            slope = 0.0
         third = max(1, len(rss_series) // 3)
         mid = statistics.median(r for _, r in rss_series[third:2 * third] or rss_series)
         last = statistics.median(r for _, r in rss_series[2 * third:] or rss_series)
@@ -247,7 +256,8 @@ def main() -> int:
             "slack_posts": posted, "outbox_enqueued": notifier.enqueued,
             "rss_mb_series": rss_series,
             "rss_mb": {"first": rss_series[0][1], "median_2nd_third": mid, "median_last_third": last,
-                       "max": max(r for _, r in rss_series), "flat": abs(last - mid) <= 0.10 * mid},
+                       "max": max(r for _, r in rss_series), "growth_mb_per_min_after_warmup": round(slope, 2),
+                       "flat": slope < 0.5},
         })
     finally:
         traffic_stop.set()

@@ -11,6 +11,8 @@
 3. Measured: time until the supervisor restarted both workers and they are ONLINE in the work pool again; the
    final state of the interrupted run and its stored results (check_runs / check_results rows); then a second
    daily-checks run, which only the restarted workers can pick up, must complete with results stored.
+   A crashed run 1 is set back to SCHEDULED (what a "Crashed → Scheduled" automation would do; `--no-reschedule`
+   skips it) and must then complete on the restarted workers with its results stored.
 Finally SIGINT stops `vvops up` (which stops everything it started); the databases are dropped.
 """
 
@@ -110,6 +112,8 @@ def main() -> int:
     ap.add_argument("--kill-after-s", type=float, default=3.0)
     ap.add_argument("--pg-url", default=os.environ.get("VVOPS_TEST_POSTGRES_URL",
                                                       "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    ap.add_argument("--no-reschedule", dest="reschedule", action="store_false",
+                    help="do not reschedule a crashed run 1")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -133,6 +137,7 @@ def main() -> int:
          "--port", str(port), "--anvil-port", str(anvil_port), "--activity-interval", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
     lines = Lines(proc)
+    flow_run_procs: list[int] = []
     try:
         t0 = time.monotonic()
         lines.wait_for("Ctrl-C stops everything", timeout=300)
@@ -151,7 +156,6 @@ def main() -> int:
         out["run1_picked_up_s"] = round(waited, 1)
         assert state == "RUNNING", f"run 1 never ran: {state}"
         time.sleep(args.kill_after_s)
-        flow_run_procs = []
         for pid in worker_pids:
             try:
                 flow_run_procs += [c.pid for c in psutil.Process(pid).children(recursive=True)]
@@ -168,8 +172,7 @@ def main() -> int:
         out["workers_restarted_s"] = round(time.monotonic() - t_kill, 1)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            # the killed workers stay ONLINE in the pool until their heartbeat expires; wait for fresh pids
-            new_pids = [int(m.group(1)) for ln in lines.lines[n_lines:] if (m := re.search(r"restarting.*pid (\d+)", ln))]
+            # note: a killed worker's name stays ONLINE until its heartbeat expires; the restarted ones reuse the names
             if len(online_workers(api, WORK_POOL)) >= 2:
                 break
             time.sleep(1)
@@ -179,6 +182,17 @@ def main() -> int:
         out["run1_final_after_kill_s"] = round(time.monotonic() - t_kill, 1)
         out["run1_store"] = store_results(store_db, run["id"])
         out["flow_run_processes_alive_after"] = sum(1 for p in flow_run_procs if psutil.pid_exists(p))
+        if state1 != "COMPLETED" and args.reschedule:
+            # what an automation (flow run Crashed → change state to Scheduled) would do: the same flow run is
+            # scheduled again and one of the restarted workers runs it from the top
+            r = httpx.post(f"{api}/flow_runs/{run['id']}/set_state", timeout=10,
+                           json={"state": {"type": "SCHEDULED", "name": "Rescheduled"}, "force": True})
+            out["run1_reschedule_http"] = r.status_code
+            t_r = time.monotonic()
+            state1b, _ = wait_state(api, run["id"], FINAL, timeout=300)
+            out["run1_after_reschedule_state"] = state1b
+            out["run1_after_reschedule_s"] = round(time.monotonic() - t_r, 1)
+            out["run1_after_reschedule_store"] = store_results(store_db, run["id"])
 
         run2 = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=10).json()
         t2 = time.monotonic()
@@ -196,6 +210,15 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()  # the pid we started
                 proc.wait(10)
+        for pid in flow_run_procs:  # a flow-run process orphaned by a killed worker: stop it, by its pid
+            try:
+                p = psutil.Process(pid)
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    out.setdefault("orphans_stopped", []).append(pid)
+                    p.terminate()
+                    p.wait(10)
+            except psutil.Error:
+                pass
         for url in (prefect_db.replace("+asyncpg", "+psycopg"), store_db):
             try:
                 drop_scratch_database(scratch_url=url)
