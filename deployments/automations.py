@@ -12,6 +12,11 @@
   Slack (group notifications, no page for P2/P3). That is the "Slack only" path; no automation is created for
   it, so a P2 can never start a procedure by accident.
 
+- `vv-reschedule-crashed-<env>`: a cadence run (tag `cadence`, e.g. daily-checks) of the environment that
+  ends Crashed — its worker died — is set back to Scheduled, so another worker picks it up. Cadence runs only
+  read and report; procedures are not rescheduled by themselves (their exactly-once keys make a manual rerun
+  safe, but whether to rerun a change is a person's decision).
+
 The flows do not have to be deployed by the time an event arrives for the event to be recorded, but the
 automation needs the deployment's id: call this after the deployments are applied/served.
 """
@@ -62,6 +67,33 @@ def build_automation(environment: str, deployment_id: Any) -> Any:
     )
 
 
+def reschedule_crashed_name(environment: str) -> str:
+    return f"vv-reschedule-crashed-{environment}"
+
+
+def build_reschedule_crashed(environment: str) -> Any:
+    """Crashed cadence runs of the environment go back to Scheduled (worker recovery)."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    return AutomationCore(
+        name=reschedule_crashed_name(environment),
+        description=f"A crashed cadence run on {environment} (its worker died) is scheduled again.",
+        enabled=True,
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related=[{"prefect.resource.role": "tag", "prefect.resource.id": "prefect.tag.cadence"},
+                           {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{environment}"}],
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.SCHEDULED, message="rescheduled: its worker crashed")],
+    )
+
+
 def ensure_automations(environment: str, *, client: Any = None) -> list[str]:
     """Create (or replace) the environment's alert automations; returns their ids. Needs the
     `incident-response/<environment>` deployment to exist (LookupError otherwise)."""
@@ -78,10 +110,12 @@ def ensure_automations(environment: str, *, client: Any = None) -> list[str]:
         except ObjectNotFound:
             raise LookupError(f"deployment {INCIDENT_DEPLOYMENT}/{environment} does not exist yet: "
                               "apply or serve the deployments first") from None
-        name = automation_name(environment)
-        for existing in client.read_automations_by_name(name):
-            client.delete_automation(existing.id)
-        return [str(client.create_automation(build_automation(environment, deployment.id)))]
+        ids = []
+        for automation in (build_automation(environment, deployment.id), build_reschedule_crashed(environment)):
+            for existing in client.read_automations_by_name(automation.name):
+                client.delete_automation(existing.id)
+            ids.append(str(client.create_automation(automation)))
+        return ids
     finally:
         if own:
             client.__exit__(None, None, None)

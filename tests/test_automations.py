@@ -68,3 +68,24 @@ def test_p0_event_creates_incident_response_run(incident_deployment):
     assert params["alert"]["block_number"] == 42 and params["alert"]["fingerprint"] == p0.fingerprint
     time.sleep(2)
     assert len(_runs(incident_deployment)) == 1, "the P2 event started nothing"
+
+
+def test_a_crashed_cadence_run_is_scheduled_again(prefect_api, incident_deployment):
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    from deployments.automations import reschedule_crashed_name
+    from flows.ops_sweep import ops_sweep
+
+    ensure_automations(ENV)
+    deployment_id = ops_sweep.to_deployment(name=f"{ENV}-crash", tags=["cadence", ENV]).apply()
+    with get_client(sync_client=True) as client:
+        assert len(client.read_automations_by_name(reschedule_crashed_name(ENV))) == 1
+        run = client.create_flow_run_from_deployment(deployment_id)
+        client.set_flow_run_state(run.id, Crashed(message="worker killed"), force=True)
+        deadline = time.monotonic() + 30
+        state = "CRASHED"
+        while time.monotonic() < deadline and state != "SCHEDULED":
+            time.sleep(0.5)
+            state = client.read_flow_run(run.id).state.type.value
+    assert state == "SCHEDULED", "the crashed cadence run was not scheduled again"
