@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.fixtures.approval_fixtures import approval_run_id
+from tests.fixtures.approval_fixtures import wait_paused as _wait_paused
 from vvops.procedures import incidents as rules
 from vvops.store.models import AuditEntry, Incident, IncidentEvent
 
@@ -79,20 +80,6 @@ def test_the_report_has_timeline_impact_root_cause_factors_actions_and_metrics()
 pytest_devnet = [pytest.mark.devnet, pytest.mark.prefect]
 
 
-def _wait_paused(run_id: str, after: str | None = None, timeout: float = 60) -> str:
-    import time
-
-    from prefect.client.orchestration import get_client
-
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            state = client.read_flow_run(uuid.UUID(run_id)).state
-            if state is not None and state.is_paused() and state.state_details.pause_key != after:
-                time.sleep(0.2)
-                return state.state_details.pause_key
-            time.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not pause")
 
 
 @pytest.mark.devnet

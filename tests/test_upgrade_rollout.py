@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.fixtures.approval_fixtures import approval_run_id
+from tests.fixtures.approval_fixtures import wait_paused as _wait_paused
 from vvops.store.models import ApprovalRequest, AuditEntry, Backup, ChainAction, Incident
 
 pytestmark = [pytest.mark.devnet, pytest.mark.prefect]
@@ -21,18 +21,6 @@ pytestmark = [pytest.mark.devnet, pytest.mark.prefect]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _wait_paused(run_id: str, after: str | None = None, timeout: float = 60) -> str:
-    from prefect.client.orchestration import get_client
-
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            state = client.read_flow_run(uuid.UUID(run_id)).state
-            if state is not None and state.is_paused() and state.state_details.pause_key != after:
-                time.sleep(0.2)
-                return state.state_details.pause_key
-            time.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not pause")
 
 
 LEADS = ["amara", "daniel", "kwame"]
