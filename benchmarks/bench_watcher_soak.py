@@ -43,23 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from vvops.devnet import AnvilProcess, Chain, deploy_devnet, free_port  # noqa: E402
 from vvops.devnet.timetravel import impersonate, set_balance  # noqa: E402
+from benchmarks.stats import pct, rss_mb  # noqa: E402
 from vvops.store import make_engine, migrate  # noqa: E402
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def traffic(rpc_url: str, info: Any, stop: threading.Event, alert_every: int, counters: dict[str, int]) -> None:
