@@ -20,6 +20,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 
 from tasks.chain import contract_state_outcomes, read_contract_state
+from tasks.contract_slots import hold_contract_slots
 from tasks.governance import procedure_update, run_through_timelock, simulate_on_snapshot
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
@@ -68,6 +69,7 @@ def parameter_change(
     environment: str = "devnet",
     approval_poll_interval: float = 10,
     approval_deadline_seconds: float | None = None,
+    slot_wait_seconds: float | None = 3600,
 ) -> dict:
     """Change one bounded parameter through the timelock, with impact analysis, approval, verification, rollback."""
     logger = get_run_logger()
@@ -83,116 +85,121 @@ def parameter_change(
         audit(actor=proposer, action="parameter_change.rejected_invalid", subject=subject,
               details={"new_value": str(new_value), "reason": str(exc)})
         raise
-    spec = cfg.contract(contract).parameters[parameter]
-    abi = contract_abi(cfg.contract(contract).artifact)
-    state = read_contract_state(environment=environment, contract=contract)
-    current = state["values"].get(spec.getter)
-    audit(actor=proposer, action="parameter_change.proposed", subject=subject,
-          details={"current_value": str(current), "new_value": str(proposal.new_value), "risk": risk,
-                   "justification": justification, "environment": environment})
-    procedure_update(environment=environment, procedure=PROCEDURE, step="proposed", actor=proposer,
-                     message=f"{subject}: {current} → {proposal.new_value} ({risk} risk)")
-    if current == proposal.new_value:
-        audit(actor=proposer, action="parameter_change.no_change", subject=subject, details={"value": str(current)})
-        return {"status": "no_change", "contract": contract, "parameter": parameter, "current_value": current,
-                "new_value": proposal.new_value}
+    # One change per contract at a time: held from reading the current value until verified or rolled back
+    with hold_contract_slots(contracts=[(environment, contract)], procedure=PROCEDURE, change_id=run_id,
+                             timeout_seconds=slot_wait_seconds):
+        spec = cfg.contract(contract).parameters[parameter]
+        abi = contract_abi(cfg.contract(contract).artifact)
+        state = read_contract_state(environment=environment, contract=contract)
+        current = state["values"].get(spec.getter)
+        audit(actor=proposer, action="parameter_change.proposed", subject=subject,
+              details={"current_value": str(current), "new_value": str(proposal.new_value), "risk": risk,
+                       "justification": justification, "environment": environment})
+        procedure_update(environment=environment, procedure=PROCEDURE, step="proposed", actor=proposer,
+                         message=f"{subject}: {current} → {proposal.new_value} ({risk} risk)")
+        if current == proposal.new_value:
+            audit(actor=proposer, action="parameter_change.no_change", subject=subject, details={"value": str(current)})
+            return {"status": "no_change", "contract": contract, "parameter": parameter, "current_value": current,
+                    "new_value": proposal.new_value}
 
-    # 2. Technical impact analysis on a snapshot
-    setter_data = "0x" + abi.encode_call(spec.setter, proposal.new_value).hex()
-    if cfg.env.uses_devnet:
-        sim = simulate_on_snapshot(environment=environment, contract=contract,
-                                   calls=[{"to": contract, "data": setter_data}])
-        impact = diff_health(before_values=sim["before"], after_values=sim["after"],
-                             outcomes_before=sim["outcomes_before"], outcomes_after=sim["outcomes_after"],
-                             error=sim["error"])
-    else:
-        impact = ImpactReport(error=None)
-        logger.warning("%s: no anvil node to simulate on; impact analysis limited to bounds", environment)
-    impact_md = impact.markdown(f"Impact of {subject} {current} → {proposal.new_value}")
-    publish_markdown(key="parameter-change-impact", description=f"{subject}: {impact.summary()}"[:500],
-                     markdown=impact_md)
-    audit(actor="ops", action="parameter_change.impact_analysed", subject=subject,
-          details={"ok": impact.ok, "summary": impact.summary(),
-                   "regressions": [c.check_id for c in impact.regressions]})
-    if impact.error:
-        raise ProposalRejected(f"{subject} = {proposal.new_value} fails on a snapshot of the chain: {impact.error}")
+        # 2. Technical impact analysis on a snapshot
+        setter_data = "0x" + abi.encode_call(spec.setter, proposal.new_value).hex()
+        if cfg.env.uses_devnet:
+            sim = simulate_on_snapshot(environment=environment, contract=contract,
+                                       calls=[{"to": contract, "data": setter_data}])
+            impact = diff_health(before_values=sim["before"], after_values=sim["after"],
+                                 outcomes_before=sim["outcomes_before"], outcomes_after=sim["outcomes_after"],
+                                 error=sim["error"])
+        else:
+            impact = ImpactReport(error=None)
+            logger.warning("%s: no anvil node to simulate on; impact analysis limited to bounds", environment)
+        impact_md = impact.markdown(f"Impact of {subject} {current} → {proposal.new_value}")
+        publish_markdown(key="parameter-change-impact", description=f"{subject}: {impact.summary()}"[:500],
+                         markdown=impact_md)
+        audit(actor="ops", action="parameter_change.impact_analysed", subject=subject,
+              details={"ok": impact.ok, "summary": impact.summary(),
+                       "regressions": [c.check_id for c in impact.regressions]})
+        if impact.error:
+            raise ProposalRejected(f"{subject} = {proposal.new_value} fails on a snapshot of the chain: {impact.error}")
 
-    # 3. Approval (roles and quorum from config, proposer excluded)
-    from tasks.approvals import request_approval
+        # 3. Approval (roles and quorum from config, proposer excluded)
+        from tasks.approvals import request_approval
 
-    description_md = (f"Set `{subject}` from **{current}** to **{proposal.new_value}** {spec.unit} through the "
-                      f"timelock (bounds [{proposal.minimum}, {proposal.maximum}]).\n\n**Justification:** "
-                      f"{justification or '-'}\n\n{impact_md}")
-    outcome = request_approval(procedure=PROCEDURE, subject=f"{subject}: {current} → {proposal.new_value}", risk=risk,
-                               proposer=proposer, description_md=description_md, environment=environment,
-                               details={"contract": contract, "parameter": parameter, "current": str(current),
-                                        "new_value": str(proposal.new_value)},
-                               poll_interval=approval_poll_interval, deadline_seconds=approval_deadline_seconds)
-    base = {"contract": contract, "parameter": parameter, "previous_value": current, "new_value": proposal.new_value,
-            "approval_request_id": outcome.request_id, "approvers": outcome.approvers,
-            "impact": impact.summary()}
-    if not outcome.approved:
-        audit(actor=proposer, action="parameter_change.rejected", subject=subject,
-              details={"reason": outcome.reason, "request_id": outcome.request_id})
-        procedure_update(environment=environment, procedure=PROCEDURE, step="rejected",
-                         message=f"{subject}: not approved ({outcome.reason}); nothing sent")
-        _report(subject, {**base, "status": "rejected", "reason": outcome.reason}, impact_md)
-        return {**base, "status": "rejected", "reason": outcome.reason}
-    audit(actor=", ".join(outcome.approvers), action="parameter_change.approved", subject=subject,
-          details={"request_id": outcome.request_id})
-    procedure_update(environment=environment, procedure=PROCEDURE, step="approved",
-                     message=f"approved by {', '.join(outcome.approvers)}; queueing on the timelock")
+        description_md = (f"Set `{subject}` from **{current}** to **{proposal.new_value}** {spec.unit} through the "
+                          f"timelock (bounds [{proposal.minimum}, {proposal.maximum}]).\n\n**Justification:** "
+                          f"{justification or '-'}\n\n{impact_md}")
+        outcome = request_approval(procedure=PROCEDURE, subject=f"{subject}: {current} → {proposal.new_value}",
+                                   risk=risk,
+                                   proposer=proposer, description_md=description_md, environment=environment,
+                                   details={"contract": contract, "parameter": parameter, "current": str(current),
+                                            "new_value": str(proposal.new_value)},
+                                   poll_interval=approval_poll_interval, deadline_seconds=approval_deadline_seconds)
+        base = {"contract": contract, "parameter": parameter, "previous_value": current,
+                "new_value": proposal.new_value,
+                "approval_request_id": outcome.request_id, "approvers": outcome.approvers,
+                "impact": impact.summary()}
+        if not outcome.approved:
+            audit(actor=proposer, action="parameter_change.rejected", subject=subject,
+                  details={"reason": outcome.reason, "request_id": outcome.request_id})
+            procedure_update(environment=environment, procedure=PROCEDURE, step="rejected",
+                             message=f"{subject}: not approved ({outcome.reason}); nothing sent")
+            _report(subject, {**base, "status": "rejected", "reason": outcome.reason}, impact_md)
+            return {**base, "status": "rejected", "reason": outcome.reason}
+        audit(actor=", ".join(outcome.approvers), action="parameter_change.approved", subject=subject,
+              details={"request_id": outcome.request_id})
+        procedure_update(environment=environment, procedure=PROCEDURE, step="approved",
+                         message=f"approved by {', '.join(outcome.approvers)}; queueing on the timelock")
 
-    # 4-6. Governance submission, delay, execution
-    applied = run_through_timelock(environment=environment, key_prefix=key_prefix, target=contract,
-                                   data=setter_data, description=f"{subject} {current} → {proposal.new_value}")
-    audit(actor="governance", action="parameter_change.executed", subject=subject,
-          details={"schedule_tx": applied["schedule"]["tx_hash"], "execute_tx": applied["execute"]["tx_hash"],
-                   "operation_id": applied["schedule"]["operation_id"], "waited": applied["wait"]["mode"]})
-    procedure_update(environment=environment, procedure=PROCEDURE, step="executed",
-                     message=f"executed in block {applied['execute']['block_number']}; verifying")
+        # 4-6. Governance submission, delay, execution
+        applied = run_through_timelock(environment=environment, key_prefix=key_prefix, target=contract,
+                                       data=setter_data, description=f"{subject} {current} → {proposal.new_value}")
+        audit(actor="governance", action="parameter_change.executed", subject=subject,
+              details={"schedule_tx": applied["schedule"]["tx_hash"], "execute_tx": applied["execute"]["tx_hash"],
+                       "operation_id": applied["schedule"]["operation_id"], "waited": applied["wait"]["mode"]})
+        procedure_update(environment=environment, procedure=PROCEDURE, step="executed",
+                         message=f"executed in block {applied['execute']['block_number']}; verifying")
 
-    # 7. Post-change verification (expected change: the parameter itself)
-    ok, detail, _ = _verify(environment=environment, contract=contract, getter=spec.getter,
-                            expected=proposal.new_value, values_before=state["values"],
-                            outcomes_before=_outcome_dicts(environment, state))
-    txs = {"schedule": applied["schedule"]["tx_hash"], "execute": applied["execute"]["tx_hash"]}
-    if ok:
-        audit(actor="ops", action="parameter_change.verified", subject=subject, details={"detail": detail})
-        procedure_update(environment=environment, procedure=PROCEDURE, step="verified", message=detail)
-        result = {**base, "status": "applied", "verification": detail, "transactions": txs}
+        # 7. Post-change verification (expected change: the parameter itself)
+        ok, detail, _ = _verify(environment=environment, contract=contract, getter=spec.getter,
+                                expected=proposal.new_value, values_before=state["values"],
+                                outcomes_before=_outcome_dicts(environment, state))
+        txs = {"schedule": applied["schedule"]["tx_hash"], "execute": applied["execute"]["tx_hash"]}
+        if ok:
+            audit(actor="ops", action="parameter_change.verified", subject=subject, details={"detail": detail})
+            procedure_update(environment=environment, procedure=PROCEDURE, step="verified", message=detail)
+            result = {**base, "status": "applied", "verification": detail, "transactions": txs}
+            _report(subject, result, impact_md)
+            return result
+
+        # 8. Roll back through the same path, open an incident
+        logger.error("verification of %s failed: %s — rolling back to %s", subject, detail, current)
+        audit(actor="ops", action="parameter_change.verification_failed", subject=subject, details={"detail": detail})
+        procedure_update(environment=environment, procedure=PROCEDURE, step="verification-failed",
+                         message=f"{detail}; rolling back to {current}")
+        rollback_data = "0x" + abi.encode_call(spec.setter, int(current)).hex()
+        rolled = run_through_timelock(environment=environment, key_prefix=f"{key_prefix}:rollback", target=contract,
+                                      data=rollback_data, description=f"rollback {subject} → {current}")
+        back_ok, back_detail, _ = _verify(environment=environment, contract=contract, getter=spec.getter,
+                                          expected=int(current), values_before=state["values"],
+                                          outcomes_before=_outcome_dicts(environment, state))
+        incident = open_incident(
+            title=f"Parameter change {subject} → {proposal.new_value} failed verification"
+                  + ("; rolled back" if back_ok else "; ROLLBACK DID NOT VERIFY"),
+            incident_type="technical", severity="P2" if back_ok else "P1", commander=None, opened_by="parameter-change",
+            data={"detail": detail, "rollback": back_detail, "previous_value": str(current),
+                  "new_value": str(proposal.new_value), "rollback_execute_tx": rolled["execute"]["tx_hash"]})
+        audit(actor="ops", action="parameter_change.rolled_back", subject=subject,
+              details={"verified": back_ok, "detail": back_detail, "incident": incident,
+                       "execute_tx": rolled["execute"]["tx_hash"]})
+        procedure_update(environment=environment, procedure=PROCEDURE, step="rolled-back",
+                         message=f"rolled back to {current} ({back_detail}); incident {incident}")
+        result = {**base, "status": "rolled_back", "verification": detail, "rollback_verified": back_ok,
+                  "rollback": back_detail, "incident": incident,
+                  "transactions": {**txs, "rollback_schedule": rolled["schedule"]["tx_hash"],
+                                   "rollback_execute": rolled["execute"]["tx_hash"]}}
         _report(subject, result, impact_md)
-        return result
-
-    # 8. Roll back through the same path, open an incident
-    logger.error("verification of %s failed: %s — rolling back to %s", subject, detail, current)
-    audit(actor="ops", action="parameter_change.verification_failed", subject=subject, details={"detail": detail})
-    procedure_update(environment=environment, procedure=PROCEDURE, step="verification-failed",
-                     message=f"{detail}; rolling back to {current}")
-    rollback_data = "0x" + abi.encode_call(spec.setter, int(current)).hex()
-    rolled = run_through_timelock(environment=environment, key_prefix=f"{key_prefix}:rollback", target=contract,
-                                  data=rollback_data, description=f"rollback {subject} → {current}")
-    back_ok, back_detail, _ = _verify(environment=environment, contract=contract, getter=spec.getter,
-                                      expected=int(current), values_before=state["values"],
-                                      outcomes_before=_outcome_dicts(environment, state))
-    incident = open_incident(
-        title=f"Parameter change {subject} → {proposal.new_value} failed verification"
-              + ("; rolled back" if back_ok else "; ROLLBACK DID NOT VERIFY"),
-        incident_type="technical", severity="P2" if back_ok else "P1", commander=None, opened_by="parameter-change",
-        data={"detail": detail, "rollback": back_detail, "previous_value": str(current),
-              "new_value": str(proposal.new_value), "rollback_execute_tx": rolled["execute"]["tx_hash"]})
-    audit(actor="ops", action="parameter_change.rolled_back", subject=subject,
-          details={"verified": back_ok, "detail": back_detail, "incident": incident,
-                   "execute_tx": rolled["execute"]["tx_hash"]})
-    procedure_update(environment=environment, procedure=PROCEDURE, step="rolled-back",
-                     message=f"rolled back to {current} ({back_detail}); incident {incident}")
-    result = {**base, "status": "rolled_back", "verification": detail, "rollback_verified": back_ok,
-              "rollback": back_detail, "incident": incident,
-              "transactions": {**txs, "rollback_schedule": rolled["schedule"]["tx_hash"],
-                               "rollback_execute": rolled["execute"]["tx_hash"]}}
-    _report(subject, result, impact_md)
-    raise ParameterChangeRolledBack(f"{subject}: verification failed ({detail}); rolled back to {current} "
-                                    f"({'verified' if back_ok else 'NOT verified'}); incident {incident}")
+        raise ParameterChangeRolledBack(f"{subject}: verification failed ({detail}); rolled back to {current} "
+                                        f"({'verified' if back_ok else 'NOT verified'}); incident {incident}")
 
 
 def _report(subject: str, result: dict[str, Any], impact_md: str) -> None:

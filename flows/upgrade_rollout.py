@@ -28,6 +28,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.transactions import transaction
 
+from tasks.contract_slots import hold_contract_slots
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
 from tasks.store import audit, current_flow_run_id, open_incident
@@ -73,6 +74,7 @@ def upgrade_rollout(
     change_id: str | None = None,
     stages: list[str] | None = None,
     approval_poll_interval: float = 10,
+    slot_wait_seconds: float | None = 3600,
 ) -> dict:
     """Upgrade `contract` to `new_implementation` following the playbook; see the module docstring."""
     logger = get_run_logger()
@@ -97,97 +99,100 @@ def upgrade_rollout(
         raise RuntimeError("upgrade stopped before any transaction: "
                            + ", ".join(k for k, ok in checklist.items() if not ok))
 
-    snap = pre_upgrade_snapshot(environment=environment, contract=contract, change_id=change_id)
-    previous = snap["implementation"]  # from before this change's first transaction (a rerun reuses it)
-    checklist["backup and state snapshot taken"] = snap["ok"]
-    summary_md = (f"Upgrade `{contract}` on {', '.join(plan)} from `{previous}` to `{address}` ({new_artifact}, "
-                  f"expected version {expected_version}).\n\nState snapshot sha256 `{snap['state_sha256'][:16]}…` "
-                  f"(block {snap['block']}), store backup `{snap['store_backup_sha256'][:16]}…`.")
-    readiness = _approve(kind="readiness", change_id=change_id, contract=contract, address=address, proposer=proposer,
-                         environment=environment, poll_interval=approval_poll_interval,
-                         description_md="Confirm the team is ready: on-call staffed, communication sent, monitoring "
-                                        "prepared.\n\n" + summary_md, details=base_details)
-    checklist["team readiness confirmed"] = readiness["approved"]
-    audit(actor=proposer, action="upgrade.checklist", subject=f"{contract} -> {address}",
-          details={**base_details, "checklist": checklist, "snapshot": {k: snap[k] for k in
-                   ("block", "evm_snapshot", "state_sha256", "store_backup_sha256")}})
-    if not readiness["approved"]:
-        raise RuntimeError(f"upgrade stopped: team readiness not confirmed ({readiness.get('reason')})")
+    # One change per contract at a time, on every stage: held from the snapshot until verified or rolled back
+    with hold_contract_slots(contracts=[(stage, contract) for stage in plan], procedure="upgrade_rollout",
+                             change_id=change_id, timeout_seconds=slot_wait_seconds):
+        snap = pre_upgrade_snapshot(environment=environment, contract=contract, change_id=change_id)
+        previous = snap["implementation"]  # from before this change's first transaction (a rerun reuses it)
+        checklist["backup and state snapshot taken"] = snap["ok"]
+        summary_md = (f"Upgrade `{contract}` on {', '.join(plan)} from `{previous}` to `{address}` ({new_artifact}, "
+                      f"expected version {expected_version}).\n\nState snapshot sha256 `{snap['state_sha256'][:16]}…` "
+                      f"(block {snap['block']}), store backup `{snap['store_backup_sha256'][:16]}…`.")
+        readiness = _approve(kind="readiness", change_id=change_id, contract=contract, address=address,
+                             proposer=proposer, environment=environment, poll_interval=approval_poll_interval,
+                             description_md="Confirm the team is ready: on-call staffed, communication sent, "
+                                            "monitoring prepared.\n\n" + summary_md, details=base_details)
+        checklist["team readiness confirmed"] = readiness["approved"]
+        audit(actor=proposer, action="upgrade.checklist", subject=f"{contract} -> {address}",
+              details={**base_details, "checklist": checklist, "snapshot": {k: snap[k] for k in
+                       ("block", "evm_snapshot", "state_sha256", "store_backup_sha256")}})
+        if not readiness["approved"]:
+            raise RuntimeError(f"upgrade stopped: team readiness not confirmed ({readiness.get('reason')})")
 
-    # ---- rehearsal on a snapshot
-    rehearsal = rehearse_upgrade(environment=environment, contract=contract, new_implementation=address,
-                                 expected_version=expected_version)
-    audit(actor=proposer, action="upgrade.rehearsal", subject=f"{contract} -> {address}",
-          details={"change_id": change_id, **rehearsal})
-    if not rehearsal["ok"]:
-        raise RuntimeError(f"upgrade stopped: rehearsal failed ({rehearsal.get('error') or rehearsal['checks']})")
+        # ---- rehearsal on a snapshot
+        rehearsal = rehearse_upgrade(environment=environment, contract=contract, new_implementation=address,
+                                     expected_version=expected_version)
+        audit(actor=proposer, action="upgrade.rehearsal", subject=f"{contract} -> {address}",
+              details={"change_id": change_id, **rehearsal})
+        if not rehearsal["ok"]:
+            raise RuntimeError(f"upgrade stopped: rehearsal failed ({rehearsal.get('error') or rehearsal['checks']})")
 
-    # ---- go/no-go
-    go = _approve(kind="go/no-go", change_id=change_id, contract=contract, address=address, proposer=proposer,
-                  environment=environment, poll_interval=approval_poll_interval,
-                  description_md=summary_md + "\n\nRehearsal on a snapshot: "
-                  + ", ".join(f"{k}: {'✅' if v else '❌'}" for k, v in rehearsal["checks"].items()),
-                  details={**base_details, "rehearsal": rehearsal["checks"]})
-    if not go["approved"]:
-        audit(actor=proposer, action="upgrade.no_go", subject=f"{contract} -> {address}",
-              details={"change_id": change_id, "reason": go.get("reason")})
-        raise RuntimeError(f"upgrade stopped: no-go ({go.get('reason')})")
+        # ---- go/no-go
+        go = _approve(kind="go/no-go", change_id=change_id, contract=contract, address=address, proposer=proposer,
+                      environment=environment, poll_interval=approval_poll_interval,
+                      description_md=summary_md + "\n\nRehearsal on a snapshot: "
+                      + ", ".join(f"{k}: {'✅' if v else '❌'}" for k, v in rehearsal["checks"].items()),
+                      details={**base_details, "rehearsal": rehearsal["checks"]})
+        if not go["approved"]:
+            audit(actor=proposer, action="upgrade.no_go", subject=f"{contract} -> {address}",
+                  details={"change_id": change_id, "reason": go.get("reason")})
+            raise RuntimeError(f"upgrade stopped: no-go ({go.get('reason')})")
 
-    # ---- staged deployment with checkpoints; any failure rolls every upgraded stage back
-    results: list[dict[str, Any]] = []
-    failure: dict[str, Any] | None = None
-    try:
-        with transaction():
-            for stage in plan:
-                before = snap["before"] if stage == environment else {}
-                prev = previous if stage == environment else current_implementation(stage, contract)
-                sent = upgrade_stage(stage=stage, contract=contract, new_implementation=address,
-                                     previous_implementation=prev, change_id=change_id)
-                cp = checkpoint(stage=stage, contract=contract, new_implementation=address,
-                                expected_version=expected_version, before=before)
-                results.append({**sent, "checkpoint": cp})
-                audit(actor=proposer, action="upgrade.checkpoint", subject=f"{contract}@{stage}",
-                      details={"change_id": change_id, **cp})
-                if not cp["ok"]:
-                    failure = cp
-                    raise CheckpointFailed(f"checkpoint failed on {stage}: {', '.join(cp['failed'])}")
-    except CheckpointFailed as error:
-        restored = {s: current_implementation(s, contract) for s in plan}
-        ok = all((impl or "").lower() == (previous or "").lower() for impl in restored.values())
-        key = open_incident(title=f"Upgrade of {contract} failed its checkpoint and was rolled back ({change_id})",
-                            incident_type="technical", severity="P1", commander=None, opened_by="upgrade-rollout",
-                            data={"change_id": change_id, "failure": failure, "restored": restored,
-                                  "rollback_verified": ok})
-        audit(actor=proposer, action="upgrade.failed", subject=f"{contract} -> {address}",
-              details={"change_id": change_id, "error": str(error), "restored": restored,
-                       "rollback_verified": ok, "incident": key})
-        publish_markdown(key="upgrade-retrospective", description=f"Upgrade of {contract} rolled back",
-                         markdown=f"# Upgrade {change_id}: ROLLED BACK\n\n{error}\n\nImplementation now: "
-                         + ", ".join(f"{s} `{i}`" for s, i in restored.items())
-                         + f"\n\nRollback verified: {'yes' if ok else '**NO — act now**'}\n\nIncident {key}.\n")
-        raise RuntimeError(f"{error}; rolled back to {previous} (verified: {ok}); incident {key}") from None
+        # ---- staged deployment with checkpoints; any failure rolls every upgraded stage back
+        results: list[dict[str, Any]] = []
+        failure: dict[str, Any] | None = None
+        try:
+            with transaction():
+                for stage in plan:
+                    before = snap["before"] if stage == environment else {}
+                    prev = previous if stage == environment else current_implementation(stage, contract)
+                    sent = upgrade_stage(stage=stage, contract=contract, new_implementation=address,
+                                         previous_implementation=prev, change_id=change_id)
+                    cp = checkpoint(stage=stage, contract=contract, new_implementation=address,
+                                    expected_version=expected_version, before=before)
+                    results.append({**sent, "checkpoint": cp})
+                    audit(actor=proposer, action="upgrade.checkpoint", subject=f"{contract}@{stage}",
+                          details={"change_id": change_id, **cp})
+                    if not cp["ok"]:
+                        failure = cp
+                        raise CheckpointFailed(f"checkpoint failed on {stage}: {', '.join(cp['failed'])}")
+        except CheckpointFailed as error:
+            restored = {s: current_implementation(s, contract) for s in plan}
+            ok = all((impl or "").lower() == (previous or "").lower() for impl in restored.values())
+            key = open_incident(title=f"Upgrade of {contract} failed its checkpoint and was rolled back ({change_id})",
+                                incident_type="technical", severity="P1", commander=None, opened_by="upgrade-rollout",
+                                data={"change_id": change_id, "failure": failure, "restored": restored,
+                                      "rollback_verified": ok})
+            audit(actor=proposer, action="upgrade.failed", subject=f"{contract} -> {address}",
+                  details={"change_id": change_id, "error": str(error), "restored": restored,
+                           "rollback_verified": ok, "incident": key})
+            publish_markdown(key="upgrade-retrospective", description=f"Upgrade of {contract} rolled back",
+                             markdown=f"# Upgrade {change_id}: ROLLED BACK\n\n{error}\n\nImplementation now: "
+                             + ", ".join(f"{s} `{i}`" for s, i in restored.items())
+                             + f"\n\nRollback verified: {'yes' if ok else '**NO — act now**'}\n\nIncident {key}.\n")
+            raise RuntimeError(f"{error}; rolled back to {previous} (verified: {ok}); incident {key}") from None
 
-    # ---- post-deployment verification + stabilisation + retrospective
-    final = checkpoint(stage=environment, contract=contract, new_implementation=address,
-                       expected_version=expected_version, before=snap["before"])
-    if not final["ok"]:
-        logger.error("post-deployment verification failed after the checkpoints passed: %s", final["failed"])
-    window = start_stabilisation(environment=environment, contract=contract, change_id=change_id,
-                                 implementation=address)
-    retro = {"change_id": change_id, "contract": contract, "from": previous, "to": address, "stages": results,
-             "checklist": checklist, "rehearsal": rehearsal["checks"], "verification": final["checks"],
-             "stabilisation": window, "approvals": {"readiness": readiness, "go": go}}
-    audit(actor=proposer, action="upgrade.completed", subject=f"{contract} -> {address}", details=retro)
-    stage_rows = "\n".join(f"| {r['stage']} | `{r['execute_tx']}` | {'✅' if r['checkpoint']['ok'] else '❌'} |"
-                           for r in results)
-    publish_markdown(key="upgrade-retrospective", description=f"Upgrade of {contract} to {address} completed",
-                     markdown=_checklist_md(contract, address, new_artifact, previous, checklist, [], "GO")
-                     + f"\n## Stages\n\n| stage | execute tx | checkpoint |\n| --- | --- | --- |\n{stage_rows}\n\n"
-                     f"## Post-deployment verification\n\n"
-                     + "\n".join(f"- [{'x' if v else ' '}] {k}" for k, v in final["checks"].items())
-                     + f"\n\n## Stabilisation\n\nHeightened monitoring until {window['until']} "
-                     "(Prefect Variable `vv_stabilisation_until`).\n\n## Retrospective\n\n"
-                     "- What went well: \n- Issues: \n- Lessons learned: \n- Process improvements: \n")
-    return {"status": "completed" if final["ok"] else "verification-failed", "change_id": change_id,
-            "new_implementation": address, "previous_implementation": previous, "stages": results,
-            "verification": final, "stabilisation": window, "code_hash": code["code_hash"]}
+        # ---- post-deployment verification + stabilisation + retrospective
+        final = checkpoint(stage=environment, contract=contract, new_implementation=address,
+                           expected_version=expected_version, before=snap["before"])
+        if not final["ok"]:
+            logger.error("post-deployment verification failed after the checkpoints passed: %s", final["failed"])
+        window = start_stabilisation(environment=environment, contract=contract, change_id=change_id,
+                                     implementation=address)
+        retro = {"change_id": change_id, "contract": contract, "from": previous, "to": address, "stages": results,
+                 "checklist": checklist, "rehearsal": rehearsal["checks"], "verification": final["checks"],
+                 "stabilisation": window, "approvals": {"readiness": readiness, "go": go}}
+        audit(actor=proposer, action="upgrade.completed", subject=f"{contract} -> {address}", details=retro)
+        stage_rows = "\n".join(f"| {r['stage']} | `{r['execute_tx']}` | {'✅' if r['checkpoint']['ok'] else '❌'} |"
+                               for r in results)
+        publish_markdown(key="upgrade-retrospective", description=f"Upgrade of {contract} to {address} completed",
+                         markdown=_checklist_md(contract, address, new_artifact, previous, checklist, [], "GO")
+                         + f"\n## Stages\n\n| stage | execute tx | checkpoint |\n| --- | --- | --- |\n{stage_rows}\n\n"
+                         f"## Post-deployment verification\n\n"
+                         + "\n".join(f"- [{'x' if v else ' '}] {k}" for k, v in final["checks"].items())
+                         + f"\n\n## Stabilisation\n\nHeightened monitoring until {window['until']} "
+                         "(Prefect Variable `vv_stabilisation_until`).\n\n## Retrospective\n\n"
+                         "- What went well: \n- Issues: \n- Lessons learned: \n- Process improvements: \n")
+        return {"status": "completed" if final["ok"] else "verification-failed", "change_id": change_id,
+                "new_implementation": address, "previous_implementation": previous, "stages": results,
+                "verification": final, "stabilisation": window, "code_hash": code["code_hash"]}

@@ -80,8 +80,9 @@ def test_a_compatible_upgrade_is_rehearsed_approved_staged_and_verified(ops_flow
         actions = conn.execute(select(AuditEntry.action).where(AuditEntry.details["change_id"].as_string() == change_id)
                                .order_by(AuditEntry.id)).scalars().all()
     assert kinds == {"chain-state", "store"}
-    assert actions[:2] == ["upgrade.checklist", "upgrade.rehearsal"]
-    assert "upgrade.checkpoint" in actions and actions[-2:] == ["upgrade.stabilisation", "upgrade.completed"]
+    assert actions[:3] == ["contract_slot.acquired", "upgrade.checklist", "upgrade.rehearsal"]
+    assert "upgrade.checkpoint" in actions
+    assert actions[-3:] == ["upgrade.stabilisation", "upgrade.completed", "contract_slot.released"]
     window = Variable.get("vv_stabilisation_until")["devnet"]
     assert window["change_id"] == change_id and window["hours"] == 24
 

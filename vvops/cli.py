@@ -145,6 +145,18 @@ def _parser() -> argparse.ArgumentParser:
     confirm.add_argument("--note", default="")
     confirm.set_defaults(handler=_cmd_checklist_confirm)
 
+    slots = sub.add_parser("slots", help="per-contract change slots (one parameter change or upgrade at a time)"
+                           ).add_subparsers(title="slots commands")
+    slist = slots.add_parser("list", help="each contract's slot and the change holding it")
+    slist.add_argument("--environment", "-e", default="devnet")
+    slist.set_defaults(handler=_cmd_slots_list)
+    srel = slots.add_parser("release", help="free a contract's slot whose run died (audited)")
+    srel.add_argument("contract")
+    srel.add_argument("--environment", "-e", default="devnet")
+    srel.add_argument("--by", required=True, help="person id from config/team.yaml")
+    srel.add_argument("--reason", required=True)
+    srel.set_defaults(handler=_cmd_slots_release)
+
     slack = sub.add_parser("slack-endpoint", help="serve Slack's interactive buttons (Approve/Reject) on HTTP")
     slack.add_argument("--host", default="127.0.0.1")
     slack.add_argument("--port", type=int, default=3000)
@@ -300,6 +312,49 @@ def _cmd_checklist_confirm(args: argparse.Namespace) -> int:
         append_audit(session, actor=args.by, action=CONFIRM_ACTION, subject=f"checklist:{args.item_id}", source="cli",
                      details={"text": items[args.item_id].text, "note": args.note})
     print(f"recorded: {args.by} confirmed {args.item_id}")
+    return 0
+
+
+def _prefect_api_or_fail() -> None:
+    from vvops.services import api_is_healthy, apply_prefect_runtime_env
+
+    env = apply_prefect_runtime_env()
+    if not api_is_healthy(env["PREFECT_API_URL"]):
+        raise CliError(f"the Prefect API at {env['PREFECT_API_URL']} is not answering: start it with `./vv up`")
+
+
+def _cmd_slots_list(args: argparse.Namespace) -> int:
+    from vvops.config import load_config
+
+    cfg = load_config(environment=args.environment)
+    _prefect_api_or_fail()
+    from tasks.contract_slots import slot_status
+
+    for row in slot_status([(args.environment, c.name) for c in cfg.contracts.contracts]):
+        taken = "not created yet" if row["active_slots"] is None else f"{row['active_slots']}/1 taken"
+        print(f"{row['contract']:<16} {row['limit']:<40} {taken:<16} {row['holder'] or ''}")
+    return 0
+
+
+def _cmd_slots_release(args: argparse.Namespace) -> int:
+    from vvops.config import load_config
+    from vvops.store import append_audit, make_engine, migrate, session_scope
+
+    cfg = load_config(environment=args.environment)
+    if args.contract not in {c.name for c in cfg.contracts.contracts}:
+        raise CliError(f"{args.contract!r} is not a contract in config/contracts.yaml")
+    if args.by not in {p.id for p in cfg.people}:
+        raise CliError(f"{args.by!r} is not on the roster in config/team.yaml")
+    _prefect_api_or_fail()
+    from tasks.contract_slots import force_release
+
+    result = force_release(environment=args.environment, contract=args.contract)
+    url = _store_url()
+    migrate(url)
+    with session_scope(make_engine(url), immediate=True) as session:
+        append_audit(session, actor=args.by, action="contract_slot.force_released", source="cli",
+                     subject=f"{args.contract}@{args.environment}", details={**result, "reason": args.reason})
+    print(f"released {result['limit']}: {result['result']}")
     return 0
 
 
@@ -482,10 +537,21 @@ def _ensure_automations_when_deployed(environment: str, *, attempts: int = 60) -
         try:
             ids = ensure_automations(environment)
             _log(f"automations {len(ids)} created: vv.alert.p0/p1 start incident-response/{environment}")
+            _ensure_contract_limits(environment)
             return
         except LookupError:
             time.sleep(1)
     _log(f"automations not created: incident-response/{environment} was not deployed within {attempts} s")
+
+
+def _ensure_contract_limits(environment: str) -> None:
+    """One global concurrency limit per contract, so changes queue per contract (visible under Concurrency)."""
+    from tasks.contract_slots import ensure_contract_limits
+    from vvops.config import load_config
+
+    names = ensure_contract_limits([(environment, c.name) for c in load_config(environment=environment)
+                                    .contracts.contracts])
+    _log(f"concurrency limits {len(names)} ready: one parameter change or upgrade per contract at a time")
 
 
 def _run_production(args: argparse.Namespace, supervisor: Any, started: float, restart: dict[str, list[str]]) -> None:
