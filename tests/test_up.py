@@ -113,6 +113,8 @@ def test_production_profile_runs_a_deployment_on_a_worker_with_postgres(tmp_path
         api = f"http://127.0.0.1:{port}/api"
         deployment = httpx.get(f"{api}/deployments/name/dr-drill/devnet", timeout=10).json()
         assert deployment["work_pool_name"] == "vvops-process"
+        vault_limit = httpx.get(f"{api}/v2/concurrency_limits/vv-contract-devnet-vault", timeout=10).json()
+        assert vault_limit["limit"] == 1 and vault_limit["active_slots"] == 0  # one change per contract
         run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=10).json()
         state = _wait_for_final_state(api, run["id"], timeout=120)
         assert state == "COMPLETED"
