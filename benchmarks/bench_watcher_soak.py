@@ -1,7 +1,7 @@
 """Watcher soak (loopback only, bounded): 5 chains at 1 s blocks with steady synthetic traffic.
 
     uv run python benchmarks/bench_watcher_soak.py [--minutes 10] [--chains 5] [--alert-every 10]
-        [--store postgres|sqlite] [--pg-url ...] [--json]
+        [--store postgres|sqlite] [--pg-url ...] [--tracemalloc] [--json]
 
 Set-up: `--chains` anvil nodes `--block-time 1`, chain ids 31337, 31338, ... (one store, checkpoints per chain
 id), `deploy_devnet` on each. One watcher per chain (`vvops.watcher.run_watcher`, threads in this process,
@@ -21,6 +21,10 @@ Reported:
   block timestamp → processed (on_block) for every block. p50/p95/max; target p95 ≤ 2 s (one block + 1 s).
 - RSS of this process every 15 s (it also holds the Slack stand-in's in-memory workspace and this script's
   per-block records); growth = least-squares slope after the first third (warm-up), flat = < 0.5 MB/min.
+- batching: sink calls (one per fetched range that raised alerts) and AlertService calls of the store sinks.
+- `--tracemalloc`: Python allocations traced (slows the run: do not quote its latencies); snapshots at the end of
+  the warm-up and at the end; prints the top 10 growth sites and the growth split into this benchmark's own
+  bookkeeping (this script, the Slack stand-in) and the rest (the watchers, libraries).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -82,6 +87,46 @@ def traffic(rpc_url: str, info: Any, stop: threading.Event, alert_every: int, co
         chain.close()
 
 
+BOOKKEEPING_FILES = ("benchmarks/bench_watcher_soak.py", "tests/slack_standin.py")
+TRACE_FRAMES = 12   # deep enough to see which of our lines a library allocation comes from
+
+
+def allocation_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, *, minutes: float) -> dict[str, Any]:
+    """Top 10 growth sites between two snapshots (allocating line, and the innermost line of this repository on
+    the way there), and how much of the growth is this benchmark's own bookkeeping (any frame in
+    BOOKKEEPING_FILES: this script's records, the Slack stand-in's in-memory workspace)."""
+    root = str(ROOT) + os.sep
+
+    def ours(filename: str) -> bool:
+        return filename.startswith(root) and f"{os.sep}.venv{os.sep}" not in filename
+
+    sites: dict[tuple[str, str], list[int]] = {}
+    bookkeeping = total = 0
+    for diff in after.compare_to(before, "traceback"):
+        frames = list(reversed(diff.traceback))   # tracemalloc lists the oldest frame first; allocating line first
+        top = f"{frames[0].filename.replace(root, '')}:{frames[0].lineno}"
+        via = next((f"{f.filename.replace(root, '')}:{f.lineno}" for f in frames if ours(f.filename)), "-")
+        acc = sites.setdefault((top, via), [0, 0])
+        acc[0] += diff.size_diff
+        acc[1] += diff.count_diff
+        total += diff.size_diff
+        if any(f.filename.replace(root, "") in BOOKKEEPING_FILES for f in frames):
+            bookkeeping += diff.size_diff
+
+    def per_min(size: int) -> float | None:
+        return round(size / 2**20 / minutes, 3) if minutes > 0 else None
+
+    top10 = sorted(sites.items(), key=lambda kv: kv[1][0], reverse=True)[:10]
+    return {
+        "window_min": round(minutes, 2),
+        "traced_growth_mb": round(total / 2**20, 2), "traced_growth_mb_per_min": per_min(total),
+        "bookkeeping_growth_mb": round(bookkeeping / 2**20, 2), "bookkeeping_mb_per_min": per_min(bookkeeping),
+        "rest_growth_mb_per_min": per_min(total - bookkeeping),
+        "top10": [{"site": top, "via": via, "growth_kb": round(size / 1024, 1), "blocks": count}
+                  for (top, via), (size, count) in top10],
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -91,6 +136,8 @@ def main() -> int:
     ap.add_argument("--store", choices=["postgres", "sqlite"], default="postgres")
     ap.add_argument("--pg-url", default=os.environ.get("VVOPS_TEST_POSTGRES_URL",
                                                       "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="trace Python allocations and print the top growth sites (slows the run)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -175,11 +222,22 @@ def main() -> int:
             t.start()
         t_start = time.monotonic()
         end = t_start + args.minutes * 60
+        warmed_up_at = t_start + args.minutes * 60 / 3  # same warm-up as the RSS slope below
+        if args.tracemalloc:
+            tracemalloc.start(TRACE_FRAMES)
+        warm_snapshot = None
         rss_series: list[tuple[float, float]] = []
         while time.monotonic() < end:
             rss_series.append((round(time.monotonic() - t_start), round(rss_mb(), 1)))
+            if args.tracemalloc and warm_snapshot is None and time.monotonic() >= warmed_up_at:
+                warm_snapshot = tracemalloc.take_snapshot()
             time.sleep(min(args.rss_every_s, max(0.0, end - time.monotonic())))
         rss_series.append((round(time.monotonic() - t_start), round(rss_mb(), 1)))
+        if args.tracemalloc:
+            end_snapshot = tracemalloc.take_snapshot()
+            tracemalloc.stop()
+            out["tracemalloc"] = allocation_growth(warm_snapshot or end_snapshot, end_snapshot,
+                                                   minutes=(time.monotonic() - warmed_up_at) / 60)
         traffic_stop.set()
         for t in traffic_threads:
             t.join(10)
@@ -229,6 +287,9 @@ def main() -> int:
         mid = statistics.median(r for _, r in rss_series[third:2 * third] or rss_series)
         last = statistics.median(r for _, r in rss_series[2 * third:] or rss_series)
         posted = len(standin.posted())
+        sink_calls = sum(w.stats.sink_calls for w in watchers.values())
+        service_calls = sum(w.store_sink.service_calls for w in watchers.values())
+        alerts_seen = sum(w.stats.alerts for w in watchers.values())
         out.update({
             "per_chain": per_chain,
             "missed_blocks_total": sum(c["missed"] or 0 for c in per_chain),
@@ -239,6 +300,10 @@ def main() -> int:
                                 "max": round(max(alert_lat), 3) if alert_lat else None, "target_p95": 2.0},
             "alert_rows_by_rule": rules,
             "slack_posts": posted, "outbox_enqueued": notifier.enqueued,
+            "batching": {"alerts": alerts_seen, "sink_calls": sink_calls, "alert_service_calls": service_calls,
+                         "alerts_per_sink_call": round(alerts_seen / sink_calls, 2) if sink_calls else None},
+            "bookkeeping_records": {"per_block_records": sum(len(r) for r in processed),
+                                    "standin_requests": len(standin.requests)},
             "rss_mb_series": rss_series,
             "rss_mb": {"first": rss_series[0][1], "median_2nd_third": mid, "median_last_third": last,
                        "max": max(r for _, r in rss_series), "growth_mb_per_min_after_warmup": round(slope, 2),
@@ -273,6 +338,11 @@ def main() -> int:
                 print("per_chain")
                 for c in v:
                     print("  " + json.dumps(c))
+            elif k == "tracemalloc":
+                print("tracemalloc " + json.dumps({x: y for x, y in v.items() if x != "top10"}))
+                for row in v["top10"]:
+                    print(f"  {row['growth_kb']:>9.1f} KB  {row['blocks']:>+7d} blocks  {row['site']}"
+                          f"  via {row['via']}")
             elif k == "rss_mb_series":
                 print("rss_mb_series " + " ".join(f"{t}s:{r}" for t, r in v))
             else:

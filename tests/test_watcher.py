@@ -191,3 +191,148 @@ def test_store_sink_is_idempotent_and_reopens_reorged_out_alerts(sqlite_store_ur
         assert row.status == "firing" and row.annotations["block_hash"] == "0xnew"
         assert row.annotations["reorged_from"]["block_hash"] == "0xold"
     engine.dispose()
+
+
+class CountingAlertService:
+    """The real AlertService, counting `process_firing` calls and the instances each call carried."""
+
+    def __init__(self, engine):
+        from vvops.alerting.service import AlertService
+        from vvops.config import load_config
+
+        self.inner = AlertService(engine, load_config(environment="devnet"))
+        self.calls: list[int] = []
+
+    def process_firing(self, alerts, now, **kw):
+        alerts = list(alerts)
+        self.calls.append(len(alerts))
+        return self.inner.process_firing(alerts, now, **kw)
+
+
+def _paused_alert(n: int, *, block: int = 7, block_hash: str = "0xb7"):
+    from vvops.watcher.conditions import WatcherAlert
+
+    key = f"vault_paused:0x{n:02x}:0"
+    return WatcherAlert(rule="vault_paused", severity="P1", chain_id=31337, environment="devnet", block_number=block,
+                        block_hash=block_hash, block_timestamp=1_800_000_000, tx_hash=f"0x{n:02x}", contract="vault",
+                        dedup_key=key, labels={"alertname": "vault_paused", "environment": "devnet", "team": "protocol",
+                                               "source": "watcher", "dedup": key})
+
+
+@pytest.mark.parametrize("with_service", [True, False], ids=["alert-service", "direct"])
+def test_store_sink_batch_is_one_service_call_and_exactly_once(sqlite_store_url, with_service):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from vvops.store import make_engine, session_scope
+    from vvops.store.models import Alert
+    from vvops.watcher.sinks import FanoutSink, ListSink, StoreAlertSink
+
+    engine = make_engine(sqlite_store_url)
+    service = CountingAlertService(engine) if with_service else None
+    messages: list[dict] = []
+    store = StoreAlertSink(engine, alert_service=service, on_notifications=messages.extend,
+                           now=lambda: datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc))
+    downstream = ListSink()
+    sink = FanoutSink(store, downstream)
+    unique = [_paused_alert(n) for n in range(20)]
+    # three alerts raised twice within the block (e.g. the same log seen twice): stored and passed on once
+    batch = unique[:10] + [unique[3], unique[3], unique[7]] + unique[10:]
+
+    flags = sink.fire_many(batch)
+
+    assert flags == [True] * 10 + [False] * 3 + [True] * 10
+    assert downstream.batches == [20] and [a.fingerprint for a in downstream.alerts] == [a.fingerprint for a in unique]
+    with session_scope(engine) as s:
+        rows = list(s.scalars(select(Alert)))
+        assert sorted(r.fingerprint for r in rows) == sorted(a.fingerprint for a in unique)
+        assert all(r.count == 1 and "reorged_from" not in r.annotations for r in rows)
+    if with_service:
+        assert service.calls == [20], "one process_firing call for the block's new alerts"
+        keys = [m["idempotency_key"] for m in messages]
+        assert len(keys) == len(set(keys)) and [m["kind"] for m in messages].count("alert.firing") == 1
+
+    # the same block again (a restart before the checkpoint moved): nothing new anywhere
+    assert sink.fire_many(batch) == [False] * len(batch)
+    assert len(downstream.alerts) == 20
+    if with_service:
+        assert service.calls == [20]
+        assert len(messages) == len(keys)
+    with session_scope(engine) as s:
+        assert all(r.count == 1 for r in s.scalars(select(Alert)))
+    engine.dispose()
+
+
+def test_alerts_repeated_at_a_later_block_of_one_batch_move_the_stored_alert(sqlite_store_url):
+    from sqlalchemy import select
+
+    from vvops.store import make_engine, session_scope
+    from vvops.store.models import Alert
+    from vvops.watcher.sinks import StoreAlertSink
+
+    engine = make_engine(sqlite_store_url)
+    sink = StoreAlertSink(engine, alert_service=CountingAlertService(engine))
+    first, again = _paused_alert(1), _paused_alert(1, block=9, block_hash="0xb9")
+    assert sink.fire_many([first, again]) == [True, False]
+    with session_scope(engine) as s:
+        (row,) = s.scalars(select(Alert)).all()
+        assert row.annotations["block_hash"] == "0xb9" and row.annotations["reorged_from"]["block_hash"] == "0xb7"
+    engine.dispose()
+
+
+def test_watcher_hands_a_blocks_alerts_to_the_sink_in_one_call(sqlite_store_url):
+    """A block with 30 pause logs (two of them the same log twice): one sink call, one service call, each alert
+    stored and passed on once; re-processing the block after a lost checkpoint delivers nothing again."""
+    from sqlalchemy import delete, select
+
+    from vvops.store import make_engine, session_scope
+    from vvops.store.models import Alert, WatcherCheckpoint
+    from vvops.watcher import ChainWatcher, FanoutSink, ListSink, StoreAlertSink, load_watcher_config
+    from vvops.watcher.conditions import BlockData, ChainLog
+
+    vault = "0x" + "11" * 20
+    guardian = "0x" + "22" * 20
+    logs = [ChainLog(contract="vault", address=vault, event="Paused", args={"account": guardian},
+                     tx_hash=f"0x{n:064x}", log_index=0) for n in range(30)]
+    logs += [logs[4], logs[9]]
+    blocks = {n: BlockData(number=n, hash=f"0x{n:064x}", parent_hash=f"0x{n - 1:064x}", timestamp=1_800_000_000 + n,
+                           logs=tuple(logs) if n == 10 else ()) for n in range(0, 13)}
+
+    class FakeRpc:
+        served_by = "fake"
+
+        def call(self, method, params=None):
+            assert method == "eth_blockNumber"
+            return hex(12)
+
+        def batch(self, calls):
+            return [hex(12), {"hash": blocks[int(calls[1][1][0], 16)].hash}]
+
+    engine = make_engine(sqlite_store_url)
+    service = CountingAlertService(engine)
+    downstream = ListSink()
+
+    def watcher():
+        w = ChainWatcher(engine=engine, chain_id=31337, environment="devnet", rpc=FakeRpc(),
+                         contracts={"vault": vault}, wcfg=load_watcher_config(),
+                         sink=FanoutSink(StoreAlertSink(engine, alert_service=service), downstream),
+                         confirmations=0, start=9)
+        w.fetcher.fetch = lambda lo, hi: [blocks[n] for n in range(lo, hi + 1)]
+        return w
+
+    w = watcher()
+    assert w.step() == 4  # blocks 9..12
+    assert (w.stats.alerts, w.stats.new_alerts, w.stats.sink_calls) == (32, 30, 1)
+    assert service.calls == [30]
+    assert downstream.batches == [30] and len({a.fingerprint for a in downstream.alerts}) == 30
+    # the checkpoint is lost (a crash between delivery and commit): the block is processed again
+    with session_scope(engine) as s:
+        s.execute(delete(WatcherCheckpoint))
+    w = watcher()
+    assert w.step() == 4
+    assert (w.stats.alerts, w.stats.new_alerts) == (32, 0)
+    assert service.calls == [30] and len(downstream.alerts) == 30
+    with session_scope(engine) as s:
+        assert len(s.scalars(select(Alert)).all()) == 30
+    engine.dispose()

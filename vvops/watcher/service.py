@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
@@ -32,15 +33,16 @@ from sqlalchemy.engine import Engine
 from vvops.chain.rpc import RpcClient, RpcError, RpcUnavailable
 from vvops.store import make_engine, session_scope
 from vvops.store.models import Alert, ApprovalRequest, ProcessedBlock, WatcherCheckpoint
-from vvops.watcher.conditions import ApprovalRecord, BlockData, ConditionEvaluator
+from vvops.watcher.conditions import ApprovalRecord, BlockData, ConditionEvaluator, WatcherAlert
 from vvops.watcher.config import WatcherConfig, load_watcher_config
 from vvops.watcher.follower import BlockFetcher, HeadNotifier
-from vvops.watcher.sinks import AlertSink, FanoutSink, PrefectEventSink, StoreAlertSink
+from vvops.watcher.sinks import AlertSink, FanoutSink, PrefectEventSink, StoreAlertSink, fire_all
 
 log = logging.getLogger(__name__)
 
 KEEP_PROCESSED_BLOCKS = 512   # rows kept for reorg detection (deeper reorgs than this are reported, not healed)
 APPROVAL_EVENTS = {"ParameterChanged", "Upgraded"}
+KEEP_CATCHUP_RANGES = 1000   # WatcherStats.catchup entries kept
 
 
 @dataclass
@@ -48,13 +50,16 @@ class WatcherStats:
     blocks: int = 0
     alerts: int = 0
     new_alerts: int = 0
+    sink_calls: int = 0   # batches handed to the sink (one per fetched range that raised alerts)
     reorgs: int = 0
     rpc_errors: int = 0
     last_block: int | None = None
     head: int | None = None
     ws_heads: int = 0
     served_by: str | None = None
-    catchup: list[dict[str, Any]] = field(default_factory=list)  # {from, to, seconds, logs}
+    # {from, to, seconds, logs} of the recent multi-block ranges; bounded because a watcher that keeps falling a
+    # block behind under load adds one entry per poll for as long as it runs
+    catchup: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=KEEP_CATCHUP_RANGES))
 
 
 class ReorgDetected(Exception):
@@ -228,14 +233,11 @@ class ChainWatcher:
                     raise ReorgDetected(f"block {b.number} does not follow {b.number - 1} (chain moving)")
                 prev = b.hash
             approvals = self._approvals(blocks)
-            for b in blocks:
-                alerts = self.evaluator.evaluate(b, approvals)
-                for a in alerts:
-                    self.stats.alerts += 1
-                    if self.sink.fire(a):
-                        self.stats.new_alerts += 1
-                if self.on_block:
-                    self.on_block(b, alerts)
+            raised = [(b, self.evaluator.evaluate(b, approvals)) for b in blocks]
+            self._deliver([a for _, block_alerts in raised for a in block_alerts])
+            if self.on_block:
+                for b, block_alerts in raised:
+                    self.on_block(b, block_alerts)
             self._commit(blocks)
             self._primed_at = end
             done += len(blocks)
@@ -248,6 +250,15 @@ class ChainWatcher:
             if self._orphans_until is not None and end >= self._orphans_until:
                 self._resolve_orphaned_alerts()
         return done
+
+    def _deliver(self, alerts: list[WatcherAlert]) -> None:
+        """All alerts of one fetched range (one block when following the head) in one sink call, so the store
+        sink makes one alert-service transaction for them instead of one per alert."""
+        if not alerts:
+            return
+        self.stats.alerts += len(alerts)
+        self.stats.new_alerts += sum(fire_all(self.sink, alerts))
+        self.stats.sink_calls += 1
 
     def run(self, stop_event: threading.Event, *, notifier: HeadNotifier | None = None) -> WatcherStats:
         poll = self.wcfg.follower.poll_interval_s
