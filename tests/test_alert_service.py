@@ -158,3 +158,64 @@ def test_pages_become_one_escalation_page_per_person():
     assert a["kind"] == "escalation_page" and a["idempotency_key"] == "page:7:0.1@t:mei"
     assert a["payload"]["step"] == 2 and a["payload"]["reason"] == "not acknowledged"
     assert a["payload"]["target_slack_id"].startswith("U") and b["payload"]["target_slack_id"] is None
+
+
+def test_concurrent_watchers_sweeps_and_people_never_deadlock_or_lose_an_alert(store_url, cfg):
+    """Five watchers firing, the sweep, and people resolving and acknowledging, all at once on one store."""
+    import threading
+
+    from vvops.alerting.rules import AlertInstance
+
+    engine = make_engine(store_url)
+    svc = AlertService(engine, cfg)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def guarded(work):
+        def run():
+            try:
+                work()
+            except BaseException as error:  # noqa: BLE001 - collected and asserted below
+                errors.append(error)
+        return threading.Thread(target=run)
+
+    def watcher(chain: int):
+        def work():
+            for block in range(12):
+                svc.process_firing([AlertInstance(rule="vault_paused", severity="P1", labels={
+                    "alertname": "vault_paused", "chain": f"chain-{chain}", "tx": f"0x{chain:02x}{block:04x}",
+                    "severity": "P1", "category": "paused"})], datetime.now(UTC), environment="devnet")
+        return work
+
+    def people():
+        while not stop.is_set():
+            for row in rows(svc)[-6:]:
+                try:
+                    if row.id % 2:
+                        svc.resolve(row.id, now=datetime.now(UTC), by="mei", reason="handled")
+                    else:
+                        svc.acknowledge(row.id, by="mei", source="slack", now=datetime.now(UTC))
+                except LookupError:
+                    pass  # resolved by someone else meanwhile
+
+    def sweeps():
+        while not stop.is_set():
+            svc.due_escalations(datetime.now(UTC))
+
+    workers = [guarded(watcher(chain)) for chain in range(5)]
+    helpers = [guarded(people), guarded(sweeps)]
+    for t in workers + helpers:
+        t.start()
+    for t in workers:
+        t.join(120)
+    stop.set()
+    for t in helpers:
+        t.join(60)
+    try:
+        assert errors == []
+        stored = rows(svc)
+        assert len(stored) == 60 and len({r.fingerprint for r in stored}) == 60   # each alert once
+        with session_scope(engine) as s:
+            assert verify_audit_chain(s).ok
+    finally:
+        engine.dispose()

@@ -336,3 +336,60 @@ def test_watcher_hands_a_blocks_alerts_to_the_sink_in_one_call(sqlite_store_url)
     with session_scope(engine) as s:
         assert len(s.scalars(select(Alert)).all()) == 30
     engine.dispose()
+
+
+def test_a_store_failure_pauses_the_watcher_and_the_same_blocks_are_retried(sqlite_store_url):
+    """The store goes away for one step: the watcher thread keeps running, logs it, and delivers the block's
+    alert once when the store is back (the checkpoint had not moved)."""
+    import threading
+
+    from vvops.store import StoreUnavailable, make_engine
+    from vvops.watcher import ChainWatcher, ListSink, load_watcher_config
+    from vvops.watcher.conditions import BlockData, ChainLog
+
+    vault, guardian = "0x" + "11" * 20, "0x" + "22" * 20
+    pause = ChainLog(contract="vault", address=vault, event="Paused", args={"account": guardian},
+                     tx_hash="0x" + "ab" * 32, log_index=0)
+    blocks = {n: BlockData(number=n, hash=f"0x{n:064x}", parent_hash=f"0x{n - 1:064x}", timestamp=1_800_000_000 + n,
+                           logs=(pause,) if n == 3 else ()) for n in range(0, 6)}
+
+    class FakeRpc:
+        served_by = "fake"
+
+        def call(self, method, params=None):
+            return hex(5)
+
+        def batch(self, calls):
+            return [hex(5), {"hash": blocks[int(calls[1][1][0], 16)].hash}]
+
+    class FlakyStore(ListSink):
+        def __init__(self):
+            super().__init__()
+            self.failures = 1
+
+        def fire_many(self, alerts):
+            if self.failures:
+                self.failures -= 1
+                raise StoreUnavailable("session: store unavailable at postgresql://ops-db/ops: connection refused")
+            return super().fire_many(alerts)
+
+    engine = make_engine(sqlite_store_url)
+    sink = FlakyStore()
+    wcfg = load_watcher_config(overrides={"follower": {"poll_interval_s": 0.05}})
+    w = ChainWatcher(engine=engine, chain_id=31337, environment="devnet", rpc=FakeRpc(), contracts={"vault": vault},
+                     wcfg=wcfg, sink=sink, confirmations=0, start=2)
+    w.fetcher.fetch = lambda lo, hi: [blocks[n] for n in range(lo, hi + 1)]
+    stop = threading.Event()
+    runner = threading.Thread(target=w.run, args=(stop,))
+    runner.start()
+    try:
+        for _ in range(200):
+            if w.stats.last_block == 5:
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        runner.join(10)
+    assert w.stats.store_errors == 1 and w.stats.last_block == 5
+    assert [a.rule for a in sink.alerts] == ["vault_paused"]   # delivered once, after the retry
+    engine.dispose()

@@ -9,8 +9,9 @@
 
 Every method returns plain dicts `{kind, channel_purpose, payload, thread_key, idempotency_key}` ready for
 `tasks.notify.notify(**msg, environment=...)`. State changes and the notifications they imply are decided
-in one write transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: rows locked FOR UPDATE), so two sweeps never
-return the same page twice; idempotency keys are deterministic for the outbox to drop replays.
+in one write transaction that first takes the alerts' write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
+advisory lock, then the rows FOR UPDATE), so two sweeps never return the same page twice and concurrent writers
+(watchers, sweeps, Slack acknowledgements) queue instead of deadlocking on rows and the audit tail; idempotency keys are deterministic for the outbox to drop replays.
 
 Per-alert bookkeeping (routes and their last notification, escalation progress, why it is muted) lives in
 the alert's `annotations["_vvops"]`; user-facing annotations are the other keys.
@@ -26,7 +27,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from vvops.store import append_audit, session_scope
+from vvops.store import advisory_key, append_audit, serialise_writers, session_scope
 from vvops.store.models import Alert
 
 from .escalation import escalation_timeline, oncall_resolvers
@@ -34,6 +35,8 @@ from .grouping import AlertView, plan_group, short_hash
 from .routing import RouteMatch, group_key, route_alert
 from .rules import AlertInstance, evaluate_outcomes
 from .silences import SilenceSpec, mute_reason
+
+ALERTS_ADVISORY_LOCK = advisory_key("vvopsalr")
 
 __all__ = ["AlertService", "STATE_KEY"]
 
@@ -82,6 +85,7 @@ class AlertService:
         return the group notifications and pages due at `now`."""
         now = _aware(now)
         with session_scope(self.engine, immediate=True) as s:
+            lock_alerts(s)
             open_rows = {a.fingerprint: a for a in self._open(s)}
             for inst in alerts:
                 row = open_rows.get(inst.fingerprint)
@@ -104,6 +108,7 @@ class AlertService:
         """Resolve an open alert (by id or fingerprint); returns the resolve notification if due now."""
         now = _aware(now)
         with session_scope(self.engine, immediate=True) as s:
+            lock_alerts(s)
             row = self._find(s, ref)
             if row is None:
                 raise LookupError(f"no open alert {ref!r}")
@@ -120,6 +125,7 @@ class AlertService:
         except KeyError:
             raise PermissionError(f"'{by}' is not in team.yaml: only people on the roster acknowledge alerts") from None
         with session_scope(self.engine, immediate=True) as s:
+            lock_alerts(s)
             row = self._find(s, ref)
             if row is None:
                 raise LookupError(f"no open alert {ref!r}")
@@ -151,6 +157,7 @@ class AlertService:
         group_interval, repeat_interval) and every page due since the last sweep, each exactly once."""
         now = _aware(now)
         with session_scope(self.engine, immediate=True) as s:
+            lock_alerts(s)
             for row in self._open(s):
                 st = self._state(row)
                 after = st.get("resolve_after_s")
@@ -342,3 +349,8 @@ class AlertService:
                                 "alert_id": row.id, "fingerprint": row.fingerprint, "severity": row.severity},
                 })
         return out
+
+
+def lock_alerts(session: Session) -> None:
+    """Every transaction that writes alerts takes this first (see the module docstring)."""
+    serialise_writers(session, key=ALERTS_ADVISORY_LOCK, table=Alert.__tablename__)

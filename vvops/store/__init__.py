@@ -12,6 +12,7 @@ from vvops.store.audit import (
 from vvops.store.db import (
     StoreError,
     StoreUnavailable,
+    advisory_key,
     current_revision,
     default_store_url,
     downgrade,
@@ -21,6 +22,7 @@ from vvops.store.db import (
     migrate,
     ping,
     redact_url,
+    serialise_writers,
     session_factory,
     session_scope,
 )
@@ -107,6 +109,8 @@ __all__ = [
     "enqueue",
     "head_revision",
     "lock_for_write",
+    "advisory_key",
+    "serialise_writers",
     "make_engine",
     "mark_failed",
     "mark_sent",

@@ -168,6 +168,20 @@ def lock_for_write(session: Session, table: str) -> None:
         session.execute(text(f'UPDATE "{table}" SET rowid = rowid WHERE 0'))
 
 
+def advisory_key(name: str) -> int:
+    """A PostgreSQL advisory lock key from an 8-character name (e.g. b"vvopsaud" for the audit tail)."""
+    return int.from_bytes(name.encode()[:8].ljust(8, b"_"), "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def serialise_writers(session: Session, *, key: int, table: str) -> None:
+    """Take the transaction-wide write lock of one kind of record before touching any of its rows: PostgreSQL
+    an advisory lock (so writers never hold rows in different orders and deadlock), SQLite the database lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        lock_for_write(session, table)
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """A sessionmaker bound to the engine (expire_on_commit off, like session_scope)."""
     return sessionmaker(bind=engine, expire_on_commit=False)

@@ -29,9 +29,11 @@ from typing import Any, Callable, Iterable
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from vvops.alerting.service import lock_alerts
 from vvops.chain.rpc import RpcClient, RpcError, RpcUnavailable
-from vvops.store import make_engine, session_scope
+from vvops.store import StoreError, make_engine, session_scope
 from vvops.store.models import Alert, ApprovalRequest, ProcessedBlock, WatcherCheckpoint
 from vvops.watcher.conditions import ApprovalRecord, BlockData, ConditionEvaluator, WatcherAlert
 from vvops.watcher.config import WatcherConfig, load_watcher_config
@@ -53,6 +55,7 @@ class WatcherStats:
     sink_calls: int = 0   # batches handed to the sink (one per fetched range that raised alerts)
     reorgs: int = 0
     rpc_errors: int = 0
+    store_errors: int = 0   # steps that failed on the store (retried)
     last_block: int | None = None
     head: int | None = None
     ws_heads: int = 0
@@ -183,6 +186,7 @@ class ChainWatcher:
             return
         now = datetime.now(timezone.utc)
         with session_scope(self.engine, immediate=True) as s:
+            lock_alerts(s)
             for row in s.scalars(select(Alert).where(Alert.status != "resolved")):
                 ann = dict(row.annotations or {})
                 if ann.get("block_hash") in self._orphans and (row.labels or {}).get("source") == "watcher":
@@ -270,6 +274,14 @@ class ChainWatcher:
             except (RpcError, RpcUnavailable, ReorgDetected) as error:
                 self.stats.rpc_errors += 1
                 log.warning("watcher step on chain %s: %s", self.chain_id, error)
+                stop_event.wait(min(backoff, 5.0))
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except (StoreError, SQLAlchemyError) as error:
+                # the store failed mid-step: the checkpoint did not move, so the same blocks are processed
+                # again after the pause (alerts dedupe by fingerprint); the thread never dies of it
+                self.stats.store_errors += 1
+                log.error("watcher step on chain %s failed, retrying the same blocks: %s", self.chain_id, error)
                 stop_event.wait(min(backoff, 5.0))
                 backoff = min(backoff * 2, 5.0)
                 continue

@@ -28,6 +28,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from vvops.alerting.service import lock_alerts
 from vvops.store import append_audit, session_scope
 from vvops.store.models import Alert
 from vvops.watcher.conditions import WatcherAlert
@@ -100,6 +101,7 @@ class StoreAlertSink:
         later_in_batch: list[WatcherAlert] = []    # repeats of a fingerprint the alert service has yet to store
         with self._lock:
             with session_scope(self.engine, immediate=True) as s:
+                lock_alerts(s)
                 rows = self._latest_rows(s, {a.fingerprint for a in alerts})
                 for alert in alerts:
                     fp = alert.fingerprint
@@ -122,6 +124,7 @@ class StoreAlertSink:
                     # rare: one fingerprint raised at two blocks of one range; replay the repeats in order on the
                     # rows the service wrote, so the row ends where `fire` one by one would have left it
                     with session_scope(self.engine, immediate=True) as s:
+                        lock_alerts(s)
                         stored = self._latest_rows(s, {a.fingerprint for a in later_in_batch})
                         for alert in later_in_batch:
                             if alert.fingerprint in stored:
