@@ -138,7 +138,7 @@ def _serve_standin(conn: Any) -> None:
     sys.path.insert(0, str(ROOT))
     from tests.slack_standin import SlackStandIn
 
-    standin = StandInProcess()
+    standin = SlackStandIn().start()
     conn.send(standin.base_url)
     while (command := conn.recv()) != "stop":
         if command == "counts":
