@@ -247,6 +247,7 @@ class AlertService:
     def _mark_resolved(self, s: Session, row: Alert, now: datetime, *, by: str, reason: str,
                        source: str = "system") -> None:
         row.status, row.ends_at = "resolved", now
+        row.resolve_notice_pending = owes_resolve_notice(row)
         append_audit(s, actor=by, action="alert.resolved", subject=f"alert:{row.id}", source=source,
                      details={"fingerprint": row.fingerprint, "rule": row.rule, "reason": reason}, at=now)
 
@@ -254,10 +255,13 @@ class AlertService:
         """Re-evaluate mutes, then plan group notifications and pages; record what was sent."""
         rows = list(self._open(s))
         recent = now - timedelta(days=7)  # resolve notifications are due within a group_interval
-        pending_resolved = [r for r in s.scalars(select(Alert).where(Alert.status == "resolved",
-                                                                      Alert.ends_at >= recent))
-                            if any(v.get("notified_at") and not v.get("resolved_notified")
-                                   for v in self._state(r).get("routes", {}).values())]
+        pending_resolved = []
+        for r in s.scalars(select(Alert).where(Alert.status == "resolved", Alert.resolve_notice_pending.is_(True),
+                                               Alert.ends_at >= recent)):
+            if owes_resolve_notice(r):
+                pending_resolved.append(r)
+            else:
+                r.resolve_notice_pending = False
         firing_labels = [r.labels for r in rows]
         for row in rows:
             mute = mute_reason(row.labels, now, firing=firing_labels, silences=self.silences,
@@ -306,6 +310,8 @@ class AlertService:
                     st["routes"][rid]["resolved_notified"] = True
                 self._set_state(row, st)
                 row.last_notified_at = now
+                if row.status == "resolved":
+                    row.resolve_notice_pending = owes_resolve_notice(row)
         out += self._pages(s, rows, now)
         return out
 
@@ -354,3 +360,10 @@ class AlertService:
 def lock_alerts(session: Session) -> None:
     """Every transaction that writes alerts takes this first (see the module docstring)."""
     serialise_writers(session, key=ALERTS_ADVISORY_LOCK, table=Alert.__tablename__)
+
+
+def owes_resolve_notice(row: Alert) -> bool:
+    """Resolved, and some route announced it firing but not yet resolved."""
+    routes = (row.annotations or {}).get(STATE_KEY, {}).get("routes", {})
+    return row.status == "resolved" and any(v.get("notified_at") and not v.get("resolved_notified")
+                                            for v in routes.values())

@@ -351,6 +351,15 @@ def alert_group(*, status: str, summary: str, severity: str, group_key: str, fir
     return _message(text or f"{status.upper()} {summary}", blocks)
 
 
+def alert_acknowledged(*, by: str, source: str, severity: str, alert_id: int, fingerprint: str,
+                       summary: str = "", text: str | None = None) -> Message:
+    """Someone took an alert (kind `alert.acknowledged`, posted in the alert group's thread); its pages stop."""
+    line = text or f"{by} acknowledged alert {alert_id}"
+    return _message(line, [section(f":eyes: {SEVERITY_ICON.get(severity, '')} {escape(line)}".replace("  ", " ")),
+                           context(f"alert `{alert_id}`", f"fingerprint `{escape(fingerprint[:12])}`",
+                                   f"via {escape(source)}", "escalation stopped")])
+
+
 def _alert_kind(status: str) -> Callable[..., Message]:
     def build(**data: Any) -> Message:
         return alert_group(status=status, **data)
@@ -373,7 +382,7 @@ KINDS: dict[str, Callable[..., Message]] = {
     "alert.firing": _alert_kind("firing"),
     "alert.repeat": _alert_kind("repeat"),
     "alert.resolved": _alert_kind("resolved"),
-    "alert.acknowledged": _alert_kind("acknowledged"),
+    "alert.acknowledged": alert_acknowledged,
 }
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -332,6 +333,8 @@ class Alert(Base):
     starts_at: Mapped[datetime] = mapped_column(default=utcnow)
     ends_at: Mapped[datetime | None]
     last_notified_at: Mapped[datetime | None]
+    # resolved, and some route that announced it firing has not announced it resolved yet
+    resolve_notice_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
     acknowledged_at: Mapped[datetime | None]
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))

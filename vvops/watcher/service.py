@@ -31,7 +31,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from vvops.alerting.service import lock_alerts
+from vvops.alerting.service import lock_alerts, owes_resolve_notice
 from vvops.chain.rpc import RpcClient, RpcError, RpcUnavailable
 from vvops.store import StoreError, make_engine, session_scope
 from vvops.store.models import Alert, ApprovalRequest, ProcessedBlock, WatcherCheckpoint
@@ -192,6 +192,7 @@ class ChainWatcher:
                 if ann.get("block_hash") in self._orphans and (row.labels or {}).get("source") == "watcher":
                     row.status, row.ends_at = "resolved", now
                     row.annotations = {**ann, "resolved_reason": "reorged out"}
+                    row.resolve_notice_pending = owes_resolve_notice(row)
         self._orphans.clear()
         self._orphans_until = None
 
