@@ -1,8 +1,9 @@
 """Communication Protocols / escalation pathways, every minute: deliver queued Slack messages, page the next
 escalation step of unacknowledged alerts, escalate approvals nobody answered, remind incident commanders of
-status updates that are due.
+status updates that are due, and run the protocol-health checks every few minutes while an upgrade's
+stabilisation window is open (`flows/stabilisation_checks.py`).
 
-One scheduled flow runs the three sweeps so the machine starts one flow-run process a minute, not three.
+One scheduled flow runs the sweeps so the machine starts one flow-run process a minute, not three.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from prefect import flow, get_run_logger
 from flows.alert_escalation import alert_escalation_sweep
 from flows.approval_sweep import approval_escalation_sweep
 from flows.incident_response import incident_reminder_sweep
+from flows.stabilisation_checks import stabilisation_checks
 from tasks.notify import slack_outbox_drain
 
 
@@ -24,6 +26,7 @@ def ops_sweep(environment: str = "devnet") -> dict:
         ("alerts", lambda: alert_escalation_sweep(environment=environment)),
         ("approvals", lambda: approval_escalation_sweep()),
         ("incident_reminders", lambda: {"reminders": len(incident_reminder_sweep(environment=environment))}),
+        ("stabilisation", lambda: stabilisation_checks(environment=environment)),
         ("slack_outbox", lambda: slack_outbox_drain(environment=environment)),
     )
     for name, sweep in sweeps:

@@ -16,8 +16,8 @@
   sent twice). Default: the flow run id. After a rollback, a new attempt needs a new change id (the old keys
   are spent: a rerun with them would find the upgrade and the rollback already done and change nothing).
 - Stabilisation: the Prefect Variable `vv_stabilisation_until` ({env: {from, until, change_id, ...}}) and an
-  `upgrade.stabilisation` audit entry; `tasks.upgrades.stabilisation_active(env)` is what the watcher and the
-  daily checks call to decide to run more often.
+  `upgrade.stabilisation` audit entry; while it lasts the ops sweep runs the protocol-health checks every
+  `upgrades.stabilisation_check_every_minutes` (`flows/stabilisation_checks.py`).
 """
 
 from __future__ import annotations

@@ -75,6 +75,15 @@ def count_open_incidents() -> int:
                                                                     Incident.is_drill.is_(False))) or 0
 
 
+@task(name="last-check-run", **STORE_RETRIES)
+def last_check_run_started(*, flow_name: str, environment: str) -> datetime | None:
+    """When the newest check run of a flow in an environment started, or None."""
+    with session_scope(store_engine()) as session:
+        started = session.scalar(select(func.max(CheckRun.started_at)).where(CheckRun.flow_name == flow_name,
+                                                                             CheckRun.environment == environment))
+    return started.replace(tzinfo=timezone.utc) if started is not None and started.tzinfo is None else started
+
+
 @task(name="record-metrics", **STORE_RETRIES)
 def record_metrics(*, points: list[MetricPoint]) -> int:
     """Append metric points to the time-series table; returns how many were stored."""

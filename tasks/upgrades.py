@@ -8,8 +8,9 @@ sending again. The rollback hook runs only in the live process (Prefect transact
 re-checks the checkpoint and rolls back then if it fails.
 
 Stabilisation: after a verified rollout the Prefect Variable `vv_stabilisation_until` holds
-`{"<environment>": {"from", "until", "change_id", "contract", "implementation"}}`; the watcher and the daily checks
-read it (`stabilisation_active(environment)`) to run more often until `until` (config: upgrades.stabilisation_hours).
+`{"<environment>": {"from", "until", "change_id", "contract", "implementation"}}`; the every-minute ops sweep
+reads it (`stabilisation_active(environment)`, in `flows/stabilisation_checks.py`) and runs the protocol-health
+checks every `upgrades.stabilisation_check_every_minutes` until `until` (config: upgrades.stabilisation_hours).
 The same window is an audit entry (`upgrade.stabilisation`) in the store.
 """
 
@@ -287,7 +288,7 @@ def start_stabilisation(*, environment: str, contract: str, change_id: str, impl
 
 
 def stabilisation_active(environment: str, now: datetime | None = None) -> dict[str, Any] | None:
-    """The stabilisation window in force for an environment (for the watcher / daily checks), or None."""
+    """The stabilisation window in force for an environment (read by the stabilisation checks), or None."""
     from prefect.variables import Variable
 
     from vvops.procedures.upgrades import in_stabilisation

@@ -33,5 +33,5 @@ def test_ops_sweep_runs_every_sweep_and_reports_each(ops_flows):
 
     results = ops_sweep(environment="devnet")
 
-    assert set(results) == {"alerts", "approvals", "incident_reminders", "slack_outbox"}
+    assert set(results) == {"alerts", "approvals", "incident_reminders", "stabilisation", "slack_outbox"}
     assert [name for name, result in results.items() if "error" in result] == []

@@ -794,6 +794,8 @@ class IncidentProcedure(Frozen):
 class UpgradeProcedure(Frozen):
     stabilisation_hours: PositiveInt = 24
     """Watch period after an upgrade before it is declared done."""
+    stabilisation_check_every_minutes: PositiveInt = 15
+    """During that period the protocol-health checks run this often (from the every-minute ops sweep)."""
     require_approved_implementation: bool = True
 
 

@@ -110,8 +110,18 @@ def stabilisation_window(*, completed_at: datetime, hours: int) -> dict[str, str
     return {"from": start.isoformat(), "until": (start + timedelta(hours=hours)).isoformat()}
 
 
+def stabilisation_check_due(*, window: dict[str, str] | None, last_run_at: datetime | None, now: datetime,
+                            every_minutes: int) -> bool:
+    """Inside a stabilisation window, the protocol-health checks are due when the last run is `every_minutes` old
+    (or there was none since the window opened)."""
+    if not in_stabilisation(window, now):
+        return False
+    opened = datetime.fromisoformat(window["from"])
+    return last_run_at is None or last_run_at < opened or now - last_run_at >= timedelta(minutes=every_minutes)
+
+
 def in_stabilisation(window: dict[str, str] | None, now: datetime) -> bool:
-    """Whether `now` falls in a stabilisation window (watcher/daily checks run more often then)."""
+    """Whether `now` falls in a stabilisation window (the ops sweep then runs protocol-health more often)."""
     if not window or "until" not in window:
         return False
     return datetime.fromisoformat(window["from"]) <= now <= datetime.fromisoformat(window["until"])
