@@ -94,7 +94,7 @@ def bench_views(info, reps: int, n: int) -> list[tuple[str, float]]:
     assert [str(v) for v in naive_values] == [str(v) for v in our_values], "ours and web3 disagree"
     rpc.close()
     http.close()
-    return [("web3 sequential .call()", t_naive), ("vvops read_views (aggregate3 + eth_abi)", t_ours),
+    return [("web3 sequential .call()", t_naive), ("vvops read_views (aggregate3, fast ABI)", t_ours),
             ("node floor (raw JSON-RPC batch)", t_floor)]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 
+from vvops.chain.abi_fast import decode_aggregate3_result, decode_static, encode_aggregate3, encode_static_args
 from vvops.chain.rpc import RpcClient
 from vvops.devnet.abi import split_types
 
@@ -26,14 +27,19 @@ def selector(signature: str) -> bytes:
     return keccak(text=signature)[:4]
 
 
-def _arg_types(signature: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _arg_types(signature: str) -> tuple[str, ...]:
     inner = signature[signature.index("(") + 1 : signature.rindex(")")]
-    return split_types(inner) if inner else []
+    return tuple(split_types(inner)) if inner else ()
 
 
 def encode_call(signature: str, args: tuple[Any, ...] = ()) -> bytes:
     """Calldata for a function call: selector followed by the ABI-encoded arguments."""
-    return selector(signature) + (encode(_arg_types(signature), list(args)) if args else b"")
+    if not args:
+        return selector(signature)
+    types = list(_arg_types(signature))
+    fast = encode_static_args(types, list(args))
+    return selector(signature) + (fast if fast is not None else encode(types, list(args)))
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,10 @@ class ViewResult:
 
 
 def decode_value(returns: tuple[str, ...], data: bytes) -> Any:
-    values = decode(list(returns), data)
-    values = tuple(to_checksum_address(v) if t == "address" else v for t, v in zip(returns, values))
+    values = decode_static(returns, data)
+    if values is None:
+        values = decode(list(returns), data)
+        values = tuple(to_checksum_address(v) if t == "address" else v for t, v in zip(returns, values))
     return values[0] if len(values) == 1 else values
 
 
@@ -65,12 +73,15 @@ def read_views(rpc: RpcClient, *, multicall: str, calls: list[ViewCall], block: 
     """Read every call in one aggregate3 eth_call; a failing call is reported, never raised."""
     if not calls:
         return {}
-    payload = encode(
-        ["(address,bool,bytes)[]"],
-        [[(call.target, True, encode_call(call.signature, call.args)) for call in calls]],
-    )
+    items = [(call.target, True, encode_call(call.signature, call.args)) for call in calls]
+    payload = encode_aggregate3(items)
+    if payload is None:
+        payload = encode(["(address,bool,bytes)[]"], [items])
     raw = rpc.call("eth_call", [{"to": multicall, "data": "0x" + (selector(AGGREGATE3) + payload).hex()}, block])
-    (answers,) = decode(["(bool,bytes)[]"], bytes.fromhex(raw[2:]))
+    returned = bytes.fromhex(raw[2:])
+    answers = decode_aggregate3_result(returned)
+    if answers is None:
+        (answers,) = decode(["(bool,bytes)[]"], returned)
     results: dict[str, ViewResult] = {}
     for call, (success, data) in zip(calls, answers):
         if not success:
