@@ -211,7 +211,13 @@ def force_release(*, environment: str, contract: str) -> dict[str, Any]:
     name = limit_name(environment=environment, contract=contract)
     holder = read_holder(environment=environment, contract=contract)
     with get_client(sync_client=True) as client:
-        if holder is not None:
+        try:
+            taken = client.read_global_concurrency_limit_by_name(name).active_slots
+        except ObjectNotFound:
+            taken = 0
+        if holder is None and not taken:
+            how = "nothing to release: the slot is free"
+        elif holder is not None:
             released = _release_lease(client, holder.lease_id)
             how = "lease released" if released else "lease had already lapsed"
         else:
