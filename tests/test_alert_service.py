@@ -135,6 +135,39 @@ def test_silence_mutes_until_it_expires(store_url, cfg):
         engine.dispose()
 
 
+def test_a_stored_silence_mutes_every_service_until_someone_expires_it(store_url, cfg):
+    """Created once (as `vvops silence add` does), seen by any AlertService on the store; expiring it early
+    lets the alert notify on the next sweep; both are audited."""
+    from vvops.alerting.silence_store import SilenceError, add_silence, expire_silence, list_silences
+
+    engine = make_engine(store_url)
+    try:
+        with session_scope(engine) as s:
+            silence = add_silence(s, matchers=['alertname="rpc_down"', 'chain=~"devnet|testnet"'], starts_at=T0,
+                                  ends_at=T0 + timedelta(hours=4), created_by="priya", reason="provider migration")
+        watcher_side, sweep_side = AlertService(engine, cfg), AlertService(engine, cfg)
+        assert watcher_side.process_outcomes([rpc()], "devnet", T0 + timedelta(minutes=1)) == []
+        assert rows(watcher_side)[0].status == "silenced"
+        assert sweep_side.due_escalations(T0 + timedelta(minutes=30)) == []
+        with session_scope(engine) as s:
+            expire_silence(s, silence.id, by="mei", now=T0 + timedelta(hours=1))
+            with pytest.raises(SilenceError, match="has already ended"):
+                expire_silence(s, silence.id, by="mei", now=T0 + timedelta(hours=1))
+            assert list_silences(s, T0 + timedelta(hours=1)) == []
+        out = sweep_side.due_escalations(T0 + timedelta(hours=1, minutes=1))
+        assert rows(sweep_side)[0].status == "firing" and kinds(out)[0] == ("alert.firing", "incidents")
+        with session_scope(engine) as s:
+            actions = [a.action for a in s.scalars(select(AuditEntry).where(AuditEntry.subject == f"silence:{silence.id}"))]
+            assert actions == ["silence.created", "silence.expired"]
+            with pytest.raises(SilenceError, match=r"matchers: 'chain=\"x' has an unbalanced quote"):
+                add_silence(s, matchers=['chain="x'], starts_at=T0, ends_at=T0 + timedelta(hours=1),
+                            created_by="priya", reason="typo")
+            with pytest.raises(SilenceError, match="ends_at must be after starts_at"):
+                add_silence(s, matchers=['chain="x"'], starts_at=T0, ends_at=T0, created_by="priya", reason="r")
+    finally:
+        engine.dispose()
+
+
 def test_manual_resolve_and_unknown_alert(svc):
     svc.process_outcomes([rpc()], "devnet", T0)
     [row] = rows(svc)

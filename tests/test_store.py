@@ -32,6 +32,7 @@ from vvops.store import (
     Metric,
     NotificationOutbox,
     ProcessedBlock,
+    SilenceRecord,
     SlackThread,
     StoreUnavailable,
     WatcherCheckpoint,
@@ -84,7 +85,7 @@ def test_expected_tables_exist() -> None:
     assert set(TABLE_NAMES) == {
         "check_runs", "check_results", "metrics", "alerts", "incidents", "incident_events",
         "approval_requests", "approval_decisions", "notification_outbox", "slack_threads",
-        "chain_actions", "watcher_checkpoints", "processed_blocks", "backups", "drills", "audit_log",
+        "chain_actions", "watcher_checkpoints", "processed_blocks", "backups", "drills", "audit_log", "silences",
     }  # fmt: skip
 
 
@@ -164,6 +165,8 @@ FACTORIES: dict[str, Callable[[Session], object]] = {
     "notification_outbox": lambda s: NotificationOutbox(idempotency_key="k1", sequence=1, channel="#ops",
                                                         thread_key="incident:INC-0001", kind="incident.opened",
                                                         payload={"text": "hi", "blocks": []}, next_attempt_at=T0),  # fmt: skip
+    "silences": lambda s: SilenceRecord(id="sil-1", matchers=['alertname="rpc_down"'], starts_at=T0,
+                                        ends_at=T0 + timedelta(hours=2), created_by="mei", reason="migration"),
     "slack_threads": lambda s: SlackThread(thread_key="incident:INC-0001", channel="C123", ts="1715000000.000100"),
     "chain_actions": lambda s: ChainAction(idempotency_key="pause:1", chain_id=31337, from_address="0x" + "1" * 40,
                                            to_address="0x" + "2" * 40, nonce=7, selector="0x8456cb59",

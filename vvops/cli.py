@@ -145,6 +145,22 @@ def _parser() -> argparse.ArgumentParser:
     confirm.add_argument("--note", default="")
     confirm.set_defaults(handler=_cmd_checklist_confirm)
 
+    silence = sub.add_parser("silence", help="ad-hoc alert silences (like amtool silence)").add_subparsers(
+        title="silence commands")
+    sadd = silence.add_parser("add", help="mute alerts matching every matcher for a while (audited)")
+    sadd.add_argument("matchers", nargs="+", help='Alertmanager matchers, e.g. alertname="rpc_down" chain="mainnet"')
+    sadd.add_argument("--for", dest="duration", default="1h", help="how long: 30m, 2h, 1d, 1h30m (default 1h)")
+    sadd.add_argument("--by", required=True, help="person id from config/team.yaml")
+    sadd.add_argument("--reason", required=True)
+    sadd.set_defaults(handler=_cmd_silence_add)
+    slist_ = silence.add_parser("list", help="silences in force or to come (--all: also ended ones)")
+    slist_.add_argument("--all", action="store_true")
+    slist_.set_defaults(handler=_cmd_silence_list)
+    sexp = silence.add_parser("expire", help="end a silence now (audited)")
+    sexp.add_argument("silence_id")
+    sexp.add_argument("--by", required=True, help="person id from config/team.yaml")
+    sexp.set_defaults(handler=_cmd_silence_expire)
+
     slots = sub.add_parser("slots", help="per-contract change slots (one parameter change or upgrade at a time)"
                            ).add_subparsers(title="slots commands")
     slist = slots.add_parser("list", help="each contract's slot and the change holding it")
@@ -312,6 +328,73 @@ def _cmd_checklist_confirm(args: argparse.Namespace) -> int:
         append_audit(session, actor=args.by, action=CONFIRM_ACTION, subject=f"checklist:{args.item_id}", source="cli",
                      details={"text": items[args.item_id].text, "note": args.note})
     print(f"recorded: {args.by} confirmed {args.item_id}")
+    return 0
+
+
+def _silence_session(person: str):
+    from vvops.config import load_config
+    from vvops.store import make_engine, migrate, session_scope
+
+    if person not in {p.id for p in load_config(environment=None).people}:
+        raise CliError(f"{person!r} is not on the roster in config/team.yaml")
+    url = _store_url()
+    migrate(url)
+    return session_scope(make_engine(url), immediate=True)
+
+
+def _cmd_silence_add(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from vvops.alerting.silence_store import SilenceError, add_silence
+    from vvops.config.alerting_schema import parse_duration
+
+    try:
+        duration = parse_duration(args.duration)
+    except (ValueError, TypeError) as error:
+        raise CliError(f"--for {args.duration!r}: {error} (write 30m, 2h, 1d or 1h30m)") from None
+    now = datetime.now(timezone.utc)
+    try:
+        with _silence_session(args.by) as session:
+            spec = add_silence(session, matchers=args.matchers, starts_at=now, ends_at=now + duration,
+                               created_by=args.by, reason=args.reason)
+    except SilenceError as error:
+        raise CliError(f"silence not created: {error}") from None
+    print(f"{spec.id} mutes {' '.join(args.matchers)} until {spec.ends_at.isoformat(timespec='seconds')}")
+    return 0
+
+
+def _cmd_silence_list(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from vvops.alerting.silence_store import list_silences
+    from vvops.store import make_engine, migrate, session_scope
+
+    url = _store_url()
+    migrate(url)
+    now = datetime.now(timezone.utc)
+    with session_scope(make_engine(url)) as session:
+        rows = list_silences(session, now, include_ended=args.all)
+        for row in rows:
+            ended = row.expired_at or (row.ends_at if row.ends_at <= now else None)
+            state = f"ended {ended.isoformat(timespec='seconds')}" if ended else \
+                f"until {row.ends_at.isoformat(timespec='seconds')}"
+            print(f"{row.id:<13} {state:<32} {row.created_by:<10} {' '.join(row.matchers)}  ({row.reason})")
+    if not rows:
+        print("no silences" + ("" if args.all else " in force (--all shows ended ones)"))
+    return 0
+
+
+def _cmd_silence_expire(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from vvops.alerting.silence_store import SilenceError, expire_silence
+
+    try:
+        with _silence_session(args.by) as session:
+            expire_silence(session, args.silence_id, by=args.by, now=datetime.now(timezone.utc))
+    except SilenceError as error:
+        raise CliError(str(error)) from None
+    print(f"{args.silence_id} expired: its alerts notify again from the next sweep")
     return 0
 
 

@@ -34,6 +34,7 @@ from .escalation import escalation_timeline, oncall_resolvers
 from .grouping import AlertView, plan_group, short_hash
 from .routing import RouteMatch, group_key, route_alert
 from .rules import AlertInstance, evaluate_outcomes
+from .silence_store import active_stored_silences
 from .silences import SilenceSpec, mute_reason
 
 ALERTS_ADVISORY_LOCK = advisory_key("vvopsalr")
@@ -263,8 +264,9 @@ class AlertService:
             else:
                 r.resolve_notice_pending = False
         firing_labels = [r.labels for r in rows]
+        silences = (*self.silences, *active_stored_silences(s, now))
         for row in rows:
-            mute = mute_reason(row.labels, now, firing=firing_labels, silences=self.silences,
+            mute = mute_reason(row.labels, now, firing=firing_labels, silences=silences,
                                windows=self.alerting.maintenance_windows, inhibit_rules=self.alerting.inhibit_rules)
             st = copy.deepcopy(self._state(row))
             if mute and row.status != "silenced":

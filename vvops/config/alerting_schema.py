@@ -81,6 +81,8 @@ class Matcher(Frozen):
             raise problem(f"'{text}' is not a matcher",
                           'write label="value", label!="value", label=~"regex" or label!~"regex"')
         name, op, quoted, bare = m.groups()
+        if bare is not None and '"' in bare:
+            raise problem(f"'{text}' has an unbalanced quote", 'write label="value" (one operator, both quotes)')
         value = quoted.replace('\\"', '"') if quoted is not None else (bare or "")
         if op in ("=~", "!~"):
             try:

@@ -549,6 +549,26 @@ class Drill(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
 
+# --------------------------------------------------------------------------- silences
+
+
+class SilenceRecord(Base):
+    """An ad-hoc silence (`vvops silence add`): mutes matching alerts from starts_at to ends_at, or until expired."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index(None, "ends_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    matchers: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expired_at: Mapped[datetime | None]
+    expired_by: Mapped[str | None] = mapped_column(String(200))
+
+
 # --------------------------------------------------------------------------- audit
 
 
