@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from vvops.devnet import AnvilProcess, Chain, deploy_devnet, free_port  # noqa: E402
 from vvops.devnet.timetravel import impersonate, set_balance  # noqa: E402
-from benchmarks.stats import pct, rss_mb  # noqa: E402
+from benchmarks.stats import immediate_alerting, pct, rss_mb  # noqa: E402
 from vvops.store import make_engine, migrate  # noqa: E402
 
 
@@ -44,9 +42,8 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from tests.slack_standin import DEFAULT_TOKEN, SlackStandIn
+    from tests.slack_standin import SlackStandIn
     from vvops.alerting.service import AlertService
-    from vvops.config import load_config
     from vvops.watcher import run_watcher
     from vvops.watcher.config import load_watcher_config
     from vvops.watcher.sinks import OutboxNotifier
@@ -60,12 +57,7 @@ def main() -> int:
         url = f"sqlite:///{tmp / 'ops.db'}"
         migrate(url)
         engine = make_engine(url)
-        cfg = load_config(environment="devnet")
-        route = cfg.alerting.route.model_copy(update={"group_interval": timedelta(0)})
-        cfg = cfg.model_copy(update={"alerting": cfg.alerting.model_copy(update={"route": route})})
-        service = AlertService(engine, cfg)
-        notifier = OutboxNotifier(engine, dict(cfg.slack.channels.model_dump()), token=DEFAULT_TOKEN,
-                                  base_url=standin.base_url, timeout_s=5)
+        service, notifier = immediate_alerting(engine, slack_url=standin.base_url)
         wcfg = load_watcher_config(overrides={"follower": {"poll_interval_s": 0.5}})
         contracts = {"vault": info.contracts.vault, "timelock": info.contracts.timelock}
         holder: dict = {}
@@ -161,9 +153,9 @@ def main() -> int:
         url2 = f"sqlite:///{tmp / 'ops2.db'}"  # same chain id, another chain: a store of its own
         migrate(url2)
         engine = make_engine(url2)
-        service = AlertService(engine, cfg)
+        service = AlertService(engine, service.cfg)
         notifier.close()
-        notifier = OutboxNotifier(engine, dict(cfg.slack.channels.model_dump()))
+        notifier = OutboxNotifier(engine, dict(service.cfg.slack.channels.model_dump()))
         holder.pop("watcher", None)
         t, stop = start_watcher(node_url)
         while "watcher" not in holder or holder["watcher"].stats.last_block is None:

@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from vvops.devnet import AnvilProcess, Chain, deploy_devnet, free_port  # noqa: E402
 from vvops.devnet.timetravel import impersonate, set_balance  # noqa: E402
-from benchmarks.stats import pct, rss_mb  # noqa: E402
+from benchmarks.stats import immediate_alerting, pct, rss_mb  # noqa: E402
 from vvops.store import make_engine, migrate  # noqa: E402
 
 
@@ -206,14 +206,10 @@ def main() -> int:
 
     from sqlalchemy import select
 
-    from tests.slack_standin import DEFAULT_TOKEN
-    from vvops.alerting.service import AlertService
-    from vvops.config import load_config
     from vvops.store import session_scope
     from vvops.store.models import Alert
     from vvops.watcher import run_watcher
     from vvops.watcher.config import load_watcher_config
-    from vvops.watcher.sinks import OutboxNotifier
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     nodes: list[AnvilProcess] = []
@@ -245,12 +241,7 @@ def main() -> int:
             url = f"sqlite:///{tmp / 'ops.db'}"
         migrate(url)
         engine = make_engine(url)
-        cfg = load_config(environment="devnet")
-        route = cfg.alerting.route.model_copy(update={"group_interval": timedelta(0)})
-        cfg = cfg.model_copy(update={"alerting": cfg.alerting.model_copy(update={"route": route})})
-        service = AlertService(engine, cfg)
-        notifier = OutboxNotifier(engine, dict(cfg.slack.channels.model_dump()), token=DEFAULT_TOKEN,
-                                  base_url=standin.base_url, timeout_s=5)
+        service, notifier = immediate_alerting(engine, slack_url=standin.base_url)
         wcfg = load_watcher_config(overrides={"follower": {"poll_interval_s": 0.5}})
 
         processed: list[list[tuple[int, float, int]]] = [[] for _ in nodes]  # (block, processed_at, block ts)

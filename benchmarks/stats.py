@@ -21,3 +21,21 @@ def pct(values: list[float], p: float) -> float:
     k = (len(values) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(values) - 1)
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def immediate_alerting(engine, *, slack_url: str):
+    """The alert service and Slack outbox notifier the watcher benchmarks use: config/alerting.yaml with
+    group_interval 0, so each alert's notification goes out at once and its latency can be measured."""
+    from datetime import timedelta
+
+    from tests.slack_standin import DEFAULT_TOKEN
+    from vvops.alerting.service import AlertService
+    from vvops.config import load_config
+    from vvops.watcher.sinks import OutboxNotifier
+
+    cfg = load_config(environment="devnet")
+    route = cfg.alerting.route.model_copy(update={"group_interval": timedelta(0)})
+    cfg = cfg.model_copy(update={"alerting": cfg.alerting.model_copy(update={"route": route})})
+    notifier = OutboxNotifier(engine, dict(cfg.slack.channels.model_dump()), token=DEFAULT_TOKEN,
+                              base_url=slack_url, timeout_s=5)
+    return AlertService(engine, cfg), notifier

@@ -312,34 +312,34 @@ def _cmd_checklist_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_checklist_confirm(args: argparse.Namespace) -> int:
-    from vvops.config import load_config
     from vvops.coverage.checklists import CONFIRM_ACTION, checklist_for
-    from vvops.store import append_audit, make_engine, migrate, session_scope
+    from vvops.store import append_audit
 
     items = {item.id: item for cadence in ("daily", "weekly", "monthly") for item in checklist_for(cadence)}
     if args.item_id not in items:
         raise CliError(f"unknown checklist item {args.item_id!r}: `vvops checklist show daily|weekly|monthly` lists them")
-    cfg = load_config(environment=None)
-    if args.by not in {p.id for p in cfg.people}:
-        raise CliError(f"{args.by!r} is not on the roster in config/team.yaml")
-    url = _store_url()
-    migrate(url)
-    with session_scope(make_engine(url), immediate=True) as session:
+    _require_on_roster(args.by)
+    with _store_session() as session:
         append_audit(session, actor=args.by, action=CONFIRM_ACTION, subject=f"checklist:{args.item_id}", source="cli",
                      details={"text": items[args.item_id].text, "note": args.note})
     print(f"recorded: {args.by} confirmed {args.item_id}")
     return 0
 
 
-def _silence_session(person: str):
+def _require_on_roster(person: str, cfg: Any = None) -> None:
     from vvops.config import load_config
+
+    if person not in {p.id for p in (cfg or load_config(environment=None)).people}:
+        raise CliError(f"{person!r} is not on the roster in config/team.yaml")
+
+
+def _store_session(*, write: bool = True):
+    """A session on the ops store, migrated first (CLI commands that record or list something)."""
     from vvops.store import make_engine, migrate, session_scope
 
-    if person not in {p.id for p in load_config(environment=None).people}:
-        raise CliError(f"{person!r} is not on the roster in config/team.yaml")
     url = _store_url()
     migrate(url)
-    return session_scope(make_engine(url), immediate=True)
+    return session_scope(make_engine(url), immediate=write)
 
 
 def _cmd_silence_add(args: argparse.Namespace) -> int:
@@ -354,7 +354,8 @@ def _cmd_silence_add(args: argparse.Namespace) -> int:
         raise CliError(f"--for {args.duration!r}: {error} (write 30m, 2h, 1d or 1h30m)") from None
     now = datetime.now(timezone.utc)
     try:
-        with _silence_session(args.by) as session:
+        _require_on_roster(args.by)
+        with _store_session() as session:
             spec = add_silence(session, matchers=args.matchers, starts_at=now, ends_at=now + duration,
                                created_by=args.by, reason=args.reason)
     except SilenceError as error:
@@ -367,12 +368,9 @@ def _cmd_silence_list(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from vvops.alerting.silence_store import list_silences
-    from vvops.store import make_engine, migrate, session_scope
 
-    url = _store_url()
-    migrate(url)
     now = datetime.now(timezone.utc)
-    with session_scope(make_engine(url)) as session:
+    with _store_session(write=False) as session:
         rows = list_silences(session, now, include_ended=args.all)
         for row in rows:
             ended = row.expired_at or (row.ends_at if row.ends_at <= now else None)
@@ -390,7 +388,8 @@ def _cmd_silence_expire(args: argparse.Namespace) -> int:
     from vvops.alerting.silence_store import SilenceError, expire_silence
 
     try:
-        with _silence_session(args.by) as session:
+        _require_on_roster(args.by)
+        with _store_session() as session:
             expire_silence(session, args.silence_id, by=args.by, now=datetime.now(timezone.utc))
     except SilenceError as error:
         raise CliError(str(error)) from None
@@ -421,20 +420,17 @@ def _cmd_slots_list(args: argparse.Namespace) -> int:
 
 def _cmd_slots_release(args: argparse.Namespace) -> int:
     from vvops.config import load_config
-    from vvops.store import append_audit, make_engine, migrate, session_scope
+    from vvops.store import append_audit
 
     cfg = load_config(environment=args.environment)
     if args.contract not in {c.name for c in cfg.contracts.contracts}:
         raise CliError(f"{args.contract!r} is not a contract in config/contracts.yaml")
-    if args.by not in {p.id for p in cfg.people}:
-        raise CliError(f"{args.by!r} is not on the roster in config/team.yaml")
+    _require_on_roster(args.by, cfg)
     _prefect_api_or_fail()
     from tasks.contract_slots import force_release
 
     result = force_release(environment=args.environment, contract=args.contract)
-    url = _store_url()
-    migrate(url)
-    with session_scope(make_engine(url), immediate=True) as session:
+    with _store_session() as session:
         append_audit(session, actor=args.by, action="contract_slot.force_released", source="cli",
                      subject=f"{args.contract}@{args.environment}", details={**result, "reason": args.reason})
     print(f"released {result['limit']}: {result['result']}")
