@@ -23,7 +23,7 @@ from vvops.chain.logs import EventDecoder, fetch_logs
 from vvops.chain.reader import ViewCall, encode_call, read_views
 from vvops.chain.rpc import RpcClient
 from vvops.devnet import AnvilProcess, deploy_devnet, free_port
-from vvops.devnet.abi import contract_abi
+from vvops.chain.abi import contract_abi
 from vvops.devnet.chain import Chain
 
 UNIT = 10**18

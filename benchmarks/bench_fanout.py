@@ -44,7 +44,7 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 
 from vvops.devnet import AnvilProcess, Chain, deploy_devnet, free_port  # noqa: E402
-from vvops.devnet.abi import contract_abi  # noqa: E402
+from vvops.chain.abi import contract_abi  # noqa: E402
 from vvops.devnet.chain import create_address  # noqa: E402
 from vvops.devnet.deploy import (  # noqa: E402
     _GAS_PROXY,

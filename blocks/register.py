@@ -7,29 +7,23 @@ import os
 from pydantic import SecretStr
 
 from blocks.chain import ChainConnection
+from blocks.names import SLACK_BLOCK, STORE_BLOCK, chain_block_name
 from blocks.slack import SlackConnection
 from blocks.store import OpsStore
 from vvops.config import EnvVarError, load_config
 from vvops.store.db import redact_url
 
-STORE_BLOCK = "vv-store"
-SLACK_BLOCK = "vv-slack"
-
-
-def chain_block_name(environment: str) -> str:
-    return f"vv-chain-{environment}"
+__all__ = ["SLACK_BLOCK", "STORE_BLOCK", "chain_block_name", "register_blocks"]
 
 
 def register_blocks(*, environment: str) -> list[str]:
     """Save the chain, Slack and store blocks; return one log-safe line per block."""
-    from tasks.runtime import rpc_urls_from_config
-
     cfg = load_config(environment=environment)
     for block_type in (ChainConnection, SlackConnection, OpsStore):
         block_type.register_type_and_schema()
     lines = []
     try:
-        urls = rpc_urls_from_config(environment)
+        urls = [u.get_secret_value() for u in cfg.env.resolve_rpc_urls(name=environment)]
     except EnvVarError as exc:
         lines.append(f"{chain_block_name(environment)}: not saved: {exc}")
     else:

@@ -7,7 +7,7 @@
 //
 // sourceHash = sha256 over every contracts/src/*.sol sorted by file name, each contributing
 //   utf8(fileName) + "\0" + fileBytes + "\0"
-// (vvops/devnet/artifacts.py recomputes it without Node to tell whether the artifacts are up to date).
+// (vvops/chain/artifacts.py recomputes it without Node to tell whether the artifacts are up to date).
 "use strict";
 
 const fs = require("fs");

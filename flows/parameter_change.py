@@ -25,7 +25,7 @@ from tasks.governance import procedure_update, run_through_timelock, simulate_on
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
 from tasks.store import audit, current_flow_run_id, open_incident
-from vvops.devnet.abi import contract_abi
+from vvops.chain.abi import contract_abi
 from vvops.procedures.impact import ImpactReport, diff_health
 from vvops.procedures.parameters import ProposalRejected, validate_parameter_change
 

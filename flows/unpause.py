@@ -16,7 +16,7 @@ from tasks.governance import procedure_update, run_through_timelock
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
 from tasks.store import audit, current_flow_run_id
-from vvops.devnet.abi import contract_abi
+from vvops.chain.abi import contract_abi
 
 PROCEDURE = "unpause"
 

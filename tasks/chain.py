@@ -10,7 +10,7 @@ from tasks.policies import NETWORK_RETRIES
 from tasks.runtime import ops_config, rpc_client
 from vvops.chain.reader import ViewCall, read_implementation, read_views
 from vvops.config import resolve_deployment
-from vvops.devnet.abi import contract_abi, param_type, signature
+from vvops.chain.abi import contract_abi, param_type, signature
 
 
 

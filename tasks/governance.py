@@ -53,7 +53,7 @@ from vvops.chain.actions import (ActionError, ActionReplaced, ActionReverted, Ac
                                  IdempotencyConflict, data_hex)
 from vvops.chain.signing import SigningError, signer_for_role
 from vvops.config import resolve_deployment
-from vvops.devnet.abi import contract_abi
+from vvops.chain.abi import contract_abi
 from vvops.store import append_audit, session_scope
 
 ZERO32 = "0x" + "00" * 32
@@ -325,7 +325,7 @@ def simulate_on_snapshot(*, environment: str, contract: str, calls: list[dict[st
             from vvops.chain.rpc import RpcError
 
             if isinstance(exc, RpcError):
-                from vvops.devnet.abi import decode_revert
+                from vvops.chain.abi import decode_revert
                 from vvops.chain.actions import _revert_data
 
                 decoded = decode_revert(_revert_data(exc))

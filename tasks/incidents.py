@@ -296,7 +296,7 @@ def activate_rpc_failover(*, environment: str, key: str | None = None, failed_ur
     """Switch the `vv-chain-<env>` block to the backup URL order and verify the new primary answers with the right
     chain id. Without a registered block nothing is switched (reported)."""
     from blocks.chain import ChainConnection
-    from blocks.register import chain_block_name
+    from blocks.names import chain_block_name
     from tasks.runtime import _load_block
     from vvops.chain.rpc import RpcClient, endpoint_label
 

@@ -52,7 +52,7 @@ class SlackSettings:
 
 def slack_settings(environment: str) -> SlackSettings:
     """The Slack connection for a run: the vv-slack block wins, config/slack.yaml + env fill the gaps."""
-    from blocks.register import SLACK_BLOCK
+    from blocks.names import SLACK_BLOCK
     from blocks.slack import SlackConnection
     from tasks.runtime import _load_block, ops_config
 

@@ -193,7 +193,7 @@ def read_access_state(*, environment: str) -> dict[str, Any]:
     from vvops.config import resolve_deployment
     from vvops.config.loader import load_devnet_json
     from vvops.config.schema import FROM_DEVNET_PREFIX
-    from vvops.devnet.abi import contract_abi
+    from vvops.chain.abi import contract_abi
     from vvops.reviews.access import TIMELOCK_ROLES, ZERO_ADDRESS, replay_role_events
 
     cfg = ops_config(environment)

@@ -11,9 +11,9 @@ from functools import lru_cache
 from prefect.logging import get_run_logger
 from sqlalchemy.engine import Engine
 
-from blocks.register import STORE_BLOCK, chain_block_name
+from blocks.names import STORE_BLOCK, chain_block_name
 from vvops.chain.rpc import RpcClient
-from vvops.config import OpsConfig, devnet_rpc_url, load_config, resolve_env
+from vvops.config import OpsConfig, load_config
 from vvops.store.db import make_engine
 
 @lru_cache(maxsize=8)
@@ -50,10 +50,7 @@ def store_engine() -> Engine:
 
 def rpc_urls_from_config(environment: str) -> list[str]:
     """The environment's RPC URLs in priority order with `from-devnet` and ${VAR} resolved."""
-    urls = []
-    for url in ops_config(environment).env.rpc_urls:
-        urls.append(devnet_rpc_url() if url == "from-devnet" else resolve_env(url))
-    return urls
+    return [u.get_secret_value() for u in ops_config(environment).env.resolve_rpc_urls(name=environment)]
 
 
 def rpc_client(environment: str) -> RpcClient:

@@ -33,8 +33,8 @@ from tasks.chain import contract_state_outcomes, read_code, read_contract_state
 from tasks.runtime import ops_config, rpc_client, store_engine, store_url
 from vvops import paths
 from vvops.config import resolve_deployment
-from vvops.devnet.abi import contract_abi
-from vvops.devnet.artifacts import deployed_bytecode_of, load_artifact, storage_layout_of
+from vvops.chain.abi import contract_abi
+from vvops.chain.artifacts import deployed_bytecode_of, load_artifact, storage_layout_of
 from vvops.procedures.upgrades import (Checkpoint, evaluate_checkpoint, masked_code_hash, stabilisation_window,
                                        storage_layout_problems, upgrade_key)
 from vvops.store import append_audit, session_scope

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from vvops.chain.actions import (ActionReplaced, ActionReverted, ChainActions, IdempotencyConflict)
 from vvops.chain.rpc import RpcClient
 from vvops.chain.signing import LocalKeySigner
-from vvops.devnet.abi import contract_abi
+from vvops.chain.abi import contract_abi
 from vvops.store.models import ChainAction
 
 pytestmark = [pytest.mark.devnet]

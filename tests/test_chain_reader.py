@@ -17,7 +17,7 @@ from vvops.chain.blocks import block_timestamps, first_block_at_or_after
 from vvops.chain.logs import EventDecoder, LogFetchStats, fetch_logs
 from vvops.chain.reader import ViewCall, read_views
 from vvops.chain.rpc import RpcClient, RpcUnavailable, endpoint_label
-from vvops.devnet.abi import contract_abi
+from vvops.chain.abi import contract_abi
 
 pytestmark = pytest.mark.devnet
 UNIT = 10**18

@@ -8,8 +8,8 @@ import pytest
 
 from vvops import paths
 from vvops.devnet import CallReverted, TxReverted
-from vvops.devnet.abi import decode_param_name, encode_param_name, error_selector_map
-from vvops.devnet.artifacts import (
+from vvops.chain.abi import decode_param_name, encode_param_name, error_selector_map
+from vvops.chain.artifacts import (
     artifact_names,
     compute_source_hash,
     load_artifact,

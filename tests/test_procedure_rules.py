@@ -6,7 +6,7 @@ import pytest
 from eth_utils import keccak
 
 from vvops.config import load_config
-from vvops.devnet.artifacts import deployed_bytecode_of, load_artifact, storage_layout_of
+from vvops.chain.artifacts import deployed_bytecode_of, load_artifact, storage_layout_of
 from vvops.procedures.parameters import ProposalRejected, validate_parameter_change
 from vvops.procedures.upgrades import masked_code_hash, storage_layout_problems
 

@@ -31,7 +31,7 @@ def _run(**kwargs):
 def chain_block(urls: list[str], timeout_s: float = 2.0):
     """Register the devnet chain block with these RPC URLs for the duration of the block."""
     from blocks.chain import ChainConnection
-    from blocks.register import chain_block_name
+    from blocks.names import chain_block_name
 
     name = chain_block_name("devnet")
     ChainConnection(environment="devnet", chain_id=31337, rpc_urls=[SecretStr(u) for u in urls],
@@ -75,7 +75,7 @@ def test_a_paused_vault_outside_an_incident_is_crit(ops_flows, quiet_store, devn
 
 def test_storage_tampering_flips_parameter_implementation_and_owner(ops_flows, devnet, fresh_devnet_state):
     from vvops.chain.reader import IMPLEMENTATION_SLOT
-    from vvops.devnet.artifacts import storage_layout_of
+    from vvops.chain.artifacts import storage_layout_of
 
     layout = {s["label"]: int(s["slot"]) for s in storage_layout_of("VaultV1")}
     set_storage_at(fresh_devnet_state, devnet.contracts.vault, layout["withdrawalLimit"], 20_000_000 * UNIT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from vvops.devnet.abi import encode_param_name
+from vvops.chain.abi import encode_param_name
 from vvops.watcher.conditions import ApprovalRecord, BlockData, ChainLog, ChainTx, ConditionEvaluator, approval_matches
 from vvops.watcher.config import load_watcher_config
 

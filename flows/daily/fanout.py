@@ -39,7 +39,7 @@ def contract_spec(kind: str = "vault", environment: str = "devnet") -> dict[str,
     """What contracts.yaml says to read and compare for a contract kind: getters with their signatures and
     return types, parameter bounds and invariants (plain data, so it pickles to Dask workers)."""
     from vvops.config import load_config
-    from vvops.devnet.abi import contract_abi, param_type, signature
+    from vvops.chain.abi import contract_abi, param_type, signature
 
     cfg = load_config(environment=environment)
     spec = cfg.contract(kind)

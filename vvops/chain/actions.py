@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 
 from vvops.chain.rpc import RpcClient, RpcError
 from vvops.chain.signing import AwaitingSignatures, Signer
-from vvops.devnet.abi import decode_revert
+from vvops.chain.abi import decode_revert
 from vvops.store import session_scope
 from vvops.store.models import ChainAction, ChainActionStatus
 

@@ -15,7 +15,7 @@ from eth_utils import keccak, to_checksum_address
 
 from vvops.chain.abi_fast import decode_aggregate3_result, decode_static, encode_aggregate3, encode_static_args
 from vvops.chain.rpc import RpcClient
-from vvops.devnet.abi import split_types
+from vvops.chain.abi import split_types
 
 AGGREGATE3 = "aggregate3((address,bool,bytes)[])"
 IMPLEMENTATION_SLOT = "0x360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc"

@@ -431,7 +431,7 @@ REGISTRY: list[Entry] = _with_gaps([
            A("Function call patterns", "vvops.chain.activity:transactions_to", RULES),
            A("Event emission monitoring", "vvops.chain.logs:fetch_logs", WATCHER),
            A("Gas usage patterns", PROTO_ASSESS),
-           A("Error and revert tracking", "tasks.chain:check_tx_error_rate", "vvops.devnet.abi:decode_revert")),
+           A("Error and revert tracking", "tasks.chain:check_tx_error_rate", "vvops.chain.abi:decode_revert")),
     *group(_p(PO, "Smart Contract Operations", "Contract Monitoring", "Performance Assessment"),
            A("Transaction throughput", "tasks.chain:check_onchain_activity"),
            A("Gas efficiency", PROTO_ASSESS),

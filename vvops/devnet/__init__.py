@@ -4,15 +4,15 @@ Plain Python (no Prefect). Main entry points:
 - `AnvilProcess`, `anvil_binary`, `free_port`                      (vvops.devnet.anvil)
 - `deploy_devnet`, `DevnetInfo`, `write_devnet_file`, `load_devnet_file`  (vvops.devnet.deploy)
 - `Chain`, `BoundContract`, `make_web3`                          (vvops.devnet.chain)
-- `load_artifact`, `decode_revert`, `Abi`                         (vvops.devnet.artifacts / abi)
+- `load_artifact`, `decode_revert`, `Abi`                         (vvops.chain.artifacts / abi)
 - `ActivityGenerator`, `ActivityThread`                           (vvops.devnet.activity)
 - `devnet_up`, `devnet_down`, `devnet_status`, `start_devnet_background`  (vvops.devnet.service)
 - `increase_time`, `snapshot`, `revert`, `impersonate`, `set_storage_at`  (vvops.devnet.timetravel)
 """
 
-from vvops.devnet.abi import Abi, DecodedError, DecodedEvent, decode_revert, error_selector_map
+from vvops.chain.abi import Abi, DecodedError, DecodedEvent, decode_revert, error_selector_map
 from vvops.devnet.anvil import AnvilError, AnvilProcess, anvil_binary, free_port
-from vvops.devnet.artifacts import ArtifactError, load_artifact
+from vvops.chain.artifacts import ArtifactError, load_artifact
 from vvops.devnet.chain import BoundContract, CallReverted, Chain, RpcError, TxReverted, make_web3
 from vvops.devnet.deploy import (
     DevnetAccount,

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import httpx
 from eth_utils import keccak, to_checksum_address
 
-from vvops.devnet.abi import Abi, DecodedError, DecodedEvent, contract_abi, decode_revert
+from vvops.chain.abi import Abi, DecodedError, DecodedEvent, contract_abi, decode_revert
 
 DEFAULT_TIMEOUT = 10.0
 

@@ -20,8 +20,8 @@ import eth_abi
 from eth_utils import to_checksum_address
 
 from vvops import paths
-from vvops.devnet.abi import contract_abi
-from vvops.devnet.artifacts import bytecode_of
+from vvops.chain.abi import contract_abi
+from vvops.chain.artifacts import bytecode_of
 from vvops.devnet.chain import Chain, create_address
 
 UNIT = 10**18

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vvops.devnet.abi import contract_abi, encode_param_name
+from vvops.chain.abi import contract_abi, encode_param_name
 from vvops.devnet.chain import Chain
 from vvops.devnet.deploy import DevnetInfo
 from vvops.devnet.timetravel import impersonate, revert, set_balance, snapshot

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from eth_utils import to_checksum_address
 
 from vvops.chain.rpc import RpcClient, RpcError, RpcUnavailable, endpoint_label
-from vvops.devnet.abi import Abi, contract_abi
+from vvops.chain.abi import Abi, contract_abi
 from vvops.watcher.conditions import BlockData, ChainLog, ChainTx
 
 log = logging.getLogger(__name__)

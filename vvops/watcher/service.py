@@ -314,9 +314,9 @@ def _resolve_targets(environment: str, rpc_urls: list[str] | None, contracts: di
         chain_id = chain_id or cfg.env.chain_id
         if chain_cfg.start == "deployed":
             try:
-                from vvops.devnet.deploy import load_devnet_file
+                from vvops.config import load_devnet_json
 
-                deployed_at = load_devnet_file().deployed_at_block
+                deployed_at = int(load_devnet_json()["deployed_at_block"])
             except Exception:  # noqa: BLE001
                 deployed_at = None
     return list(rpc_urls), dict(contracts), chain_id, int(confirmations or 0), deployed_at, cfg

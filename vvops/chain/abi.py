@@ -199,14 +199,14 @@ def _maybe_int(value: Any) -> int | None:
 @functools.lru_cache(maxsize=64)
 def contract_abi(name: str) -> Abi:
     """The `Abi` index of artifact `name` (cached)."""
-    from vvops.devnet.artifacts import abi_of
+    from vvops.chain.artifacts import abi_of
 
     return Abi(abi_of(name))
 
 
 @functools.lru_cache(maxsize=1)
 def _all_errors() -> Abi:
-    from vvops.devnet.artifacts import abi_of, artifact_names
+    from vvops.chain.artifacts import abi_of, artifact_names
 
     items: list[dict[str, Any]] = []
     seen: set[bytes] = set()
