@@ -70,7 +70,9 @@ def test_unknown_flow_lists_the_known_ones(capsys, api_up):
         ("COMPLETED", ["ok", "ok"], 0),
         ("COMPLETED", ["ok", "warn"], 1),
         ("COMPLETED", ["warn", "crit"], 2),
-        ("COMPLETED", ["crit", "error"], 3),
+        ("COMPLETED", ["crit", "error"], 2),   # crit outranks could-not-run
+        ("COMPLETED", ["warn", "error"], 3),
+        ("FAILED", ["crit"], 2),
         ("FAILED", [], 3),
         ("COMPLETED", [], 0),
     ],

@@ -68,3 +68,24 @@ def test_a_paused_vault_is_crit_alerted_and_summarised_for_slack(ops_flows, quie
     paused = [a for a in alerts if a.labels.get("check") == "protocol.contract_state.vault.paused"]
     assert paused and paused[-1].status in ("firing", "acknowledged")
     assert {"summary", "summary_failures"} <= set(queued)
+
+
+ROGUE_CODE = "0x60006000fd"  # PUSH1 0 PUSH1 0 REVERT: every call reverts
+IMPLEMENTATION_SLOT = "0x360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc"
+
+
+def test_a_rogue_implementation_whose_getters_revert_exits_crit_not_could_not_run(ops_flows, quiet_store, devnet,
+                                                                                  fresh_devnet_state):
+    """Issue 12: the proxy pointed at code whose every getter reverts used to exit 3 (could not run)."""
+    from flows.daily_checks import daily_checks
+
+    rogue = "0x000000000000000000000000000000000000bAD1"
+    fresh_devnet_state.request("anvil_setCode", [rogue, ROGUE_CODE])
+    fresh_devnet_state.request("anvil_setStorageAt", [devnet.contracts.vault, IMPLEMENTATION_SLOT,
+                                                  "0x" + rogue[2:].lower().rjust(64, "0")])
+    state = daily_checks(environment="devnet", return_state=True)
+    summary = run_summary(state, state.result(raise_on_failure=False))
+    statuses = _statuses(summary)
+    assert statuses["protocol.contract_state.vault.implementation"] == "crit"
+    assert "error" in statuses.values()  # the getters could not be read ...
+    assert monitoring_exit_code(summary) == 2  # ... and the run still exits crit

@@ -710,14 +710,15 @@ def run_summary(state: Any, result: Any) -> dict[str, Any]:
 
 
 def monitoring_exit_code(summary: dict[str, Any]) -> int:
-    """Exit like a monitoring plugin: 0 ok, 1 warn, 2 crit, 3 unknown (a check or the run failed)."""
-    if summary.get("state") != "COMPLETED":
-        return EXIT_UNKNOWN
+    """Exit like a monitoring plugin: 0 ok, 1 warn, 2 crit, 3 unknown (a check or the run failed).
+
+    Ranked crit > unknown > warn > ok: a finding that is known to be critical is never hidden behind a check that
+    could not run (a rogue implementation whose getters revert is crit, not "could not run")."""
     statuses = {check.get("status") for check in summary.get("checks", [])}
-    if "error" in statuses:
-        return EXIT_UNKNOWN
     if "crit" in statuses:
         return EXIT_CRIT
+    if summary.get("state") != "COMPLETED" or "error" in statuses:
+        return EXIT_UNKNOWN
     if "warn" in statuses:
         return EXIT_WARN
     return EXIT_OK
