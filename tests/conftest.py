@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.tls_fixtures",
     "tests.fixtures.slack_fixtures",
     "tests.fixtures.approval_fixtures",
+    "tests.fixtures.safe_fixtures",
 ]

@@ -15,6 +15,7 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
+from vvops.store.safe_models import SafeConfirmation
 from vvops.store import (
     TABLE_NAMES,
     Alert,
@@ -86,6 +87,7 @@ def test_expected_tables_exist() -> None:
         "check_runs", "check_results", "metrics", "alerts", "incidents", "incident_events",
         "approval_requests", "approval_decisions", "notification_outbox", "slack_threads",
         "chain_actions", "watcher_checkpoints", "processed_blocks", "backups", "drills", "audit_log", "silences",
+        "safe_transactions", "safe_confirmations",
     }  # fmt: skip
 
 
@@ -144,6 +146,14 @@ def _request(session: Session) -> ApprovalRequest:
     return request
 
 
+def _safe_tx():
+    from vvops.store.safe_models import SafeTransaction
+
+    return SafeTransaction(idempotency_key="unpause:1:schedule", safe_address="0x" + "1" * 40, chain_id=31337,
+                           nonce=3, safe_tx_hash="0x" + "9" * 64, spec={"to": "0x" + "2" * 40}, status="proposed",
+                           executed_block=2**40)
+
+
 FACTORIES: dict[str, Callable[[Session], object]] = {
     "check_runs": _run,
     "check_results": lambda s: CheckResult(run=_run(s), check_id="oracle.staleness", area="oracle", status="warn",
@@ -167,6 +177,10 @@ FACTORIES: dict[str, Callable[[Session], object]] = {
                                                         payload={"text": "hi", "blocks": []}, next_attempt_at=T0),  # fmt: skip
     "silences": lambda s: SilenceRecord(id="sil-1", matchers=['alertname="rpc_down"'], starts_at=T0,
                                         ends_at=T0 + timedelta(hours=2), created_by="mei", reason="migration"),
+    "safe_transactions": lambda s: _safe_tx(),
+    "safe_confirmations": lambda s: SafeConfirmation(safe_tx=_safe_tx(), owner="0x" + "7" * 40, person="amara",
+                                                     kind="eip712", signature="0x" + "8" * 130, source="cli",
+                                                     accepted=True),
     "slack_threads": lambda s: SlackThread(thread_key="incident:INC-0001", channel="C123", ts="1715000000.000100"),
     "chain_actions": lambda s: ChainAction(idempotency_key="pause:1", chain_id=31337, from_address="0x" + "1" * 40,
                                            to_address="0x" + "2" * 40, nonce=7, selector="0x8456cb59",

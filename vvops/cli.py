@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--activity-interval", type=float, default=2.0, help="seconds between synthetic devnet transactions (0: none)")
     up.add_argument("--slack-port", type=int, default=3000, help="port of the Slack interactions endpoint")
     up.add_argument("--no-history", action="store_true", help="do not seed a fresh devnet store with demo history")
+    up.add_argument("--governance", choices=("eoa", "safe"), default="eoa",
+                    help="devnet: safe = a Safe multisig holds the timelock's proposer role (mirrors mainnet)")
     up.add_argument("--profile", choices=("embedded", "production"), default="embedded",
                     help="embedded: SQLite, deployments served in-process; production: PostgreSQL, work pool and workers")
     up.add_argument("--workers", type=int, default=2, help="production profile: number of workers (default 2)")
@@ -111,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     dup.add_argument("--port", type=int, default=8545)
     dup.add_argument("--block-time", type=float, default=None, help="seconds per block (default: mine on each tx)")
     dup.add_argument("--activity-interval", type=float, default=2.0)
+    dup.add_argument("--governance", choices=("eoa", "safe"), default="eoa",
+                     help="safe: a Safe v1.4.1 (2 of 3 leads) holds the timelock's proposer role, as on mainnet")
     dup.set_defaults(handler=_cmd_devnet_up)
     devnet.add_parser("down", help="stop a devnet started by `vvops devnet up`").set_defaults(handler=_cmd_devnet_down)
     devnet.add_parser("status", help="is the devnet up").set_defaults(handler=_cmd_devnet_status)
@@ -246,7 +250,8 @@ def _cmd_store_verify_audit(args: argparse.Namespace) -> int:
 def _cmd_devnet_up(args: argparse.Namespace) -> int:
     from vvops.devnet.service import devnet_up
 
-    devnet_up(port=args.port, block_time=args.block_time, activity_interval=args.activity_interval)
+    devnet_up(port=args.port, block_time=args.block_time, activity_interval=args.activity_interval,
+              governance=args.governance)
     return 0
 
 
@@ -491,7 +496,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         if not args.no_devnet and args.environment == "devnet":
             from vvops.devnet.service import start_devnet_background
 
-            devnet = start_devnet_background(port=args.anvil_port, activity_interval=args.activity_interval or None)
+            devnet = start_devnet_background(port=args.anvil_port, activity_interval=args.activity_interval or None,
+                                             governance=args.governance)
             anvil, info, _activity = devnet
             print(f"devnet     anvil on {info.rpc_url} (chain {info.chain_id}); addresses in {paths.devnet_file()}")
 

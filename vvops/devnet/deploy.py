@@ -101,6 +101,8 @@ class DevnetInfo:
     timelock_delay: int
     contracts: DevnetContracts
     accounts: DevnetAccounts
+    governance: str = "eoa"  # "safe": a Safe (section `safe`) holds the timelock's proposer role
+    safe: dict[str, Any] | None = field(default=None, repr=False)  # vvops.devnet.safe_deploy (owner keys inside)
 
     def to_dict(self) -> dict[str, Any]:
         contracts = {k: v for k, v in asdict(self.contracts).items() if v is not None}
@@ -119,6 +121,7 @@ class DevnetInfo:
                 "attacker": acc.attacker.to_dict(),
                 "spare": acc.spare.to_dict(),
             },
+            **({"governance": self.governance, "safe": self.safe} if self.safe else {}),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -139,6 +142,8 @@ class DevnetInfo:
                 deployer=one(a["deployer"]), governance=one(a["governance"]), guardian=one(a["guardian"]),
                 users=[one(u) for u in a["users"]], attacker=one(a["attacker"]), spare=one(a["spare"]),
             ),
+            governance=data.get("governance", "eoa"),
+            safe=data.get("safe"),
         )
 
     @classmethod
@@ -161,11 +166,17 @@ class DevnetInfo:
             f"  asset (vvUSD)      {c.asset}",
             f"  timelock           {c.timelock} (min delay {self.timelock_delay} s; owns the vault)",
             f"  multicall3         {c.multicall3}",
-            f"  governance         {a.governance.address} (timelock proposer/executor)",
+            f"  governance         {a.governance.address} (timelock "
+            + ("executor; sends the Safe's execTransaction)" if self.safe else "proposer/executor)"),
             f"  guardian           {a.guardian.address}",
             f"  users              {', '.join(u.address for u in a.users)}",
             f"  attacker           {a.attacker.address}",
         ]
+        if self.safe:
+            lines.append(f"  safe               {self.safe['address']} (Safe {self.safe['version']}, "
+                         f"{self.safe['threshold']} of {len(self.safe['owners'])}: "
+                         + ", ".join(o.get("person") or o["address"] for o in self.safe["owners"])
+                         + "; timelock proposer + executor)")
         return "\n".join(lines)
 
 
@@ -218,19 +229,37 @@ def deploy_devnet(
     deposit_cap: int = DEFAULT_DEPOSIT_CAP,
     seed_deposits: bool = True,
     timeout: float = 60.0,
+    governance: str = "eoa",
 ) -> DevnetInfo:
     """Deploy MockAsset, VaultV1 (+ proxy owned by the Timelock), Timelock, Multicall3 and the (inactive) V2
     implementations; mint vvUSD to users and the attacker; users approve the vault and seed deposits.
-    Works with automine and with --block-time (explicit nonces and gas; waits for receipts)."""
+    Works with automine and with --block-time (explicit nonces and gas; waits for receipts).
+    `governance="safe"`: a Safe v1.4.1 (2 of 3 leads, vvops.devnet.safe_deploy) is deployed first and becomes the
+    timelock's proposer and canceller (and an executor); the governance account keeps only the executor role."""
+    if governance not in ("eoa", "safe"):
+        raise DeployError(f"governance must be 'eoa' or 'safe', not {governance!r}")
     chain = Chain(rpc_url, timeout=max(10.0, timeout / 4))
     try:
-        return _deploy(chain, timelock_delay, fee_bps, withdrawal_limit, deposit_cap, seed_deposits, timeout)
+        safe = None
+        if governance == "safe":
+            from vvops.devnet.safe_deploy import deploy_safe
+
+            safe = deploy_safe(chain, timeout=timeout)
+        info = _deploy(chain, timelock_delay, fee_bps, withdrawal_limit, deposit_cap, seed_deposits, timeout,
+                       proposers=[safe["address"]] if safe else None,
+                       executors=[safe["address"], devnet_accounts().governance.address] if safe else None)
+        if safe:
+            from dataclasses import replace
+
+            info = replace(info, governance="safe", safe=safe)
+        return info
     finally:
         chain.close()
 
 
 def _deploy(chain: Chain, timelock_delay: int, fee_bps: int, withdrawal_limit: int, deposit_cap: int,
-            seed_deposits: bool, timeout: float) -> DevnetInfo:
+            seed_deposits: bool, timeout: float, proposers: list[str] | None = None,
+            executors: list[str] | None = None) -> DevnetInfo:
     accounts = devnet_accounts()
     node_accounts = set(chain.accounts())
     everyone = [accounts.deployer, accounts.governance, accounts.guardian, *accounts.users, accounts.attacker,
@@ -253,7 +282,7 @@ def _deploy(chain: Chain, timelock_delay: int, fee_bps: int, withdrawal_limit: i
         (_deploy_data("MockAsset"), _GAS_DEPLOY),
         (_deploy_data("VaultV1"), _GAS_DEPLOY),
         (_deploy_data("Timelock", ["uint256", "address[]", "address[]", "address"],
-                      [timelock_delay, [gov], [gov], "0x" + "00" * 20]), _GAS_DEPLOY),
+                      [timelock_delay, proposers or [gov], executors or [gov], "0x" + "00" * 20]), _GAS_DEPLOY),
         (_deploy_data("ERC1967Proxy", ["address", "bytes"], [addr["v1"], init_data]), _GAS_PROXY),
         (_deploy_data("Multicall3"), _GAS_DEPLOY),
         (_deploy_data("VaultV2"), _GAS_DEPLOY),

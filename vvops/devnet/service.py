@@ -106,6 +106,7 @@ def start_devnet_background(
     seed: int | None = None,
     write_files: bool = True,
     extra_anvil_args: tuple[str, ...] = (),
+    governance: str = "eoa",
 ) -> tuple[AnvilProcess, DevnetInfo, ActivityThread | None]:
     """Start anvil, deploy, (write devnet.json + anvil.pid), start the activity thread; return all three.
     The caller owns them: stop with `stop_devnet_background(node, activity)`. No activity if interval is None/0."""
@@ -117,7 +118,7 @@ def start_devnet_background(
                         log_path=anvil_log_file() if write_files else None)
     node.start()
     try:
-        info = deploy_devnet(node.rpc_url, timelock_delay=timelock_delay)
+        info = deploy_devnet(node.rpc_url, timelock_delay=timelock_delay, governance=governance)
         if write_files:
             write_devnet_file(info)
             _write_pid(anvil_pid_file(), node.pid)
@@ -154,20 +155,22 @@ def devnet_up(
     seed: int | None = None,
     out: Out = print,
     startup_timeout: float = 60.0,
+    governance: str = "eoa",
 ) -> DevnetInfo:
     """Start a devnet. Foreground: run until `stop_event` is set or SIGINT/SIGTERM arrives, then stop anvil and
     remove the pid files; returns the DevnetInfo. Background (foreground=False): spawn a detached supervisor
     process (`python -m vvops.devnet up`), wait until its devnet answers and return its DevnetInfo."""
     if not foreground:
         return _spawn_background(port=port, block_time=block_time, activity_interval=activity_interval,
-                                 timelock_delay=timelock_delay, seed=seed, out=out, timeout=startup_timeout)
+                                 timelock_delay=timelock_delay, seed=seed, out=out, timeout=startup_timeout,
+                                 governance=governance)
     stop_event = stop_event or threading.Event()
     restore = _install_signal_handlers(stop_event)
     node = activity = None
     try:
         node, info, activity = start_devnet_background(
             port=port, block_time=block_time, activity_interval=activity_interval,
-            timelock_delay=timelock_delay, seed=seed, write_files=True)
+            timelock_delay=timelock_delay, seed=seed, write_files=True, governance=governance)
         _write_pid(supervisor_pid_file(), os.getpid())
         mining = f"a block every {block_time:g} s" if block_time else "automine"
         out(info.summary())
@@ -208,10 +211,11 @@ def _install_signal_handlers(stop_event: threading.Event) -> Callable[[], None]:
 
 
 def _spawn_background(*, port: int, block_time: float | None, activity_interval: float | None,
-                      timelock_delay: int, seed: int | None, out: Out, timeout: float) -> DevnetInfo:
+                      timelock_delay: int, seed: int | None, out: Out, timeout: float,
+                      governance: str = "eoa") -> DevnetInfo:
     _check_can_start(port)
     cmd = [sys.executable, "-m", "vvops.devnet", "up", "--port", str(port), "--timelock-delay", str(timelock_delay),
-           "--activity-interval", str(activity_interval or 0)]
+           "--activity-interval", str(activity_interval or 0), "--governance", governance]
     if block_time:
         cmd += ["--block-time", str(block_time)]
     if seed is not None:

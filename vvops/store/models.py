@@ -594,4 +594,6 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+from vvops.store.safe_models import SafeConfirmation, SafeTransaction, SafeTxStatus  # noqa: E402,F401  (split out)
+
 TABLE_NAMES: tuple[str, ...] = tuple(sorted(Base.metadata.tables))
