@@ -126,21 +126,24 @@ def test_activity_generator_is_deterministic(devnet, devnet_chain):
         try:
             gen = ActivityGenerator(devnet.rpc_url, devnet, seed=42, interval_s=0)
             records = [gen.step() for _ in range(n)]
-            assert all(r is not None for r in records), "every step should succeed"
-            for r in records:
+            assert all(r is not None for r in records), "every step should be sent and mined"
+            for r in records:  # deliberately invalid actions are mined and revert; the others succeed
                 receipt = chain.request("eth_getTransactionReceipt", [r.tx_hash])
-                assert receipt["status"] == "0x1"
+                assert receipt["status"] == ("0x1" if r.ok else "0x0")
+            assert gen.failures == 0
             vault = chain.contract("VaultV1", devnet.contracts.vault)
             assert vault.call("totalAssets") >= vault.call("totalLiabilities")
+            whales = {u.address for u in devnet.accounts.users}
+            assert not whales & {r.user for r in records}, "scenario keys are never used by the traffic"
             gen.close()
-            return [(r.kind, r.user, r.assets) for r in records]
+            return [(r.kind, r.user, r.assets, r.ok) for r in records]
         finally:
             revert(chain, snap)
 
     first, second = run(12), run(12)
     assert first == second
-    assert {k for k, _, _ in first} == {"deposit", "withdraw"}
-    assert len({u for _, u, _ in first}) > 1
+    assert {k for k, _, _, _ in first} >= {"deposit", "withdraw"}
+    assert len({u for _, u, _, _ in first}) > 1
 
 
 def test_activity_skips_while_paused(devnet, fresh_devnet_state):

@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--anvil-port", type=int, default=8545)
     up.add_argument("--no-devnet", action="store_true", help="do not start the local devnet")
     up.add_argument("--activity-interval", type=float, default=2.0, help="seconds between synthetic devnet transactions (0: none)")
+    up.add_argument("--block-time", type=float, default=2.0, help="devnet seconds per block (default 2; 0: one block per tx)")
     up.add_argument("--slack-port", type=int, default=3000, help="port of the Slack interactions endpoint")
     up.add_argument("--no-history", action="store_true", help="do not seed a fresh devnet store with demo history")
     up.add_argument("--governance", choices=("eoa", "safe"), default="eoa",
@@ -111,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     devnet = sub.add_parser("devnet", help="the local anvil devnet").add_subparsers(title="devnet commands")
     dup = devnet.add_parser("up", help="start anvil, deploy the contracts, keep synthetic activity going (foreground)")
     dup.add_argument("--port", type=int, default=8545)
-    dup.add_argument("--block-time", type=float, default=None, help="seconds per block (default: mine on each tx)")
+    dup.add_argument("--block-time", type=float, default=2.0, help="seconds per block (default 2; 0: one block per tx)")
     dup.add_argument("--activity-interval", type=float, default=2.0)
     dup.add_argument("--governance", choices=("eoa", "safe"), default="eoa",
                      help="safe: a Safe v1.4.1 (2 of 3 leads) holds the timelock's proposer role, as on mainnet")
@@ -250,7 +251,7 @@ def _cmd_store_verify_audit(args: argparse.Namespace) -> int:
 def _cmd_devnet_up(args: argparse.Namespace) -> int:
     from vvops.devnet.service import devnet_up
 
-    devnet_up(port=args.port, block_time=args.block_time, activity_interval=args.activity_interval,
+    devnet_up(port=args.port, block_time=args.block_time or None, activity_interval=args.activity_interval,
               governance=args.governance)
     return 0
 
@@ -496,7 +497,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         if not args.no_devnet and args.environment == "devnet":
             from vvops.devnet.service import start_devnet_background
 
-            devnet = start_devnet_background(port=args.anvil_port, activity_interval=args.activity_interval or None,
+            devnet = start_devnet_background(port=args.anvil_port, block_time=args.block_time or None,
+                                             activity_interval=args.activity_interval or None,
                                              governance=args.governance)
             anvil, info, _activity = devnet
             print(f"devnet     anvil on {info.rpc_url} (chain {info.chain_id}); addresses in {paths.devnet_file()}")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from vvops.devnet.service import DEFAULT_PORT, DevnetError, devnet_down, devnet_status, devnet_up
+from vvops.devnet.service import DEFAULT_BLOCK_TIME, DEFAULT_PORT, DevnetError, devnet_down, devnet_status, devnet_up
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start anvil, deploy the contracts, run synthetic activity (foreground)")
     up.add_argument("--port", type=int, default=DEFAULT_PORT)
-    up.add_argument("--block-time", type=float, default=None)
+    up.add_argument("--block-time", type=float, default=DEFAULT_BLOCK_TIME, help="seconds per block; 0 = one per tx")
     up.add_argument("--activity-interval", type=float, default=2.0, help="seconds between actions; 0 = none")
     up.add_argument("--timelock-delay", type=int, default=3600)
     up.add_argument("--seed", type=int, default=None)
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            devnet_up(port=args.port, block_time=args.block_time, activity_interval=args.activity_interval or None,
+            devnet_up(port=args.port, block_time=args.block_time or None, activity_interval=args.activity_interval or None,
                       timelock_delay=args.timelock_delay, seed=args.seed, foreground=not args.background,
                       governance=args.governance)
         elif args.command == "down":

@@ -27,6 +27,7 @@ from vvops.devnet.chain import Chain, RpcError
 from vvops.devnet.deploy import DevnetInfo, deploy_devnet, load_devnet_file, write_devnet_file
 
 DEFAULT_PORT = 8545
+DEFAULT_BLOCK_TIME = 2.0  # seconds: blocks (and confirmations) advance without traffic, like a real chain
 
 Out = Callable[[str], None]
 
@@ -100,7 +101,7 @@ def _check_can_start(port: int | None) -> None:
 def start_devnet_background(
     *,
     port: int | None = DEFAULT_PORT,
-    block_time: float | None = None,
+    block_time: float | None = DEFAULT_BLOCK_TIME,
     activity_interval: float | None = 2.0,
     timelock_delay: int = 3600,
     seed: int | None = None,
@@ -109,16 +110,21 @@ def start_devnet_background(
     governance: str = "eoa",
 ) -> tuple[AnvilProcess, DevnetInfo, ActivityThread | None]:
     """Start anvil, deploy, (write devnet.json + anvil.pid), start the activity thread; return all three.
-    The caller owns them: stop with `stop_devnet_background(node, activity)`. No activity if interval is None/0."""
+    The caller owns them: stop with `stop_devnet_background(node, activity)`. No activity if interval is None/0.
+    The contracts are deployed with automine (fast), then the node switches to a block every `block_time` s
+    (None/0: keep automine, one block per transaction)."""
     if write_files:
         _check_can_start(port)
     elif port is not None and not port_is_free(port):
         raise DevnetError(f"port {port} on 127.0.0.1 is already in use")
-    node = AnvilProcess(port, block_time=block_time, extra_args=extra_anvil_args,
-                        log_path=anvil_log_file() if write_files else None)
+    node = AnvilProcess(port, extra_args=extra_anvil_args, log_path=anvil_log_file() if write_files else None)
     node.start()
     try:
         info = deploy_devnet(node.rpc_url, timelock_delay=timelock_delay, governance=governance)
+        if block_time:
+            with Chain(node.rpc_url) as chain:
+                chain.request("evm_setIntervalMining", [max(1, round(block_time))])
+            node.block_time = block_time
         if write_files:
             write_devnet_file(info)
             _write_pid(anvil_pid_file(), node.pid)
@@ -147,7 +153,7 @@ def stop_devnet_background(node: AnvilProcess, activity: ActivityThread | None =
 def devnet_up(
     *,
     port: int = DEFAULT_PORT,
-    block_time: float | None = None,
+    block_time: float | None = DEFAULT_BLOCK_TIME,
     activity_interval: float | None = 2.0,
     foreground: bool = True,
     stop_event: threading.Event | None = None,
@@ -216,8 +222,7 @@ def _spawn_background(*, port: int, block_time: float | None, activity_interval:
     _check_can_start(port)
     cmd = [sys.executable, "-m", "vvops.devnet", "up", "--port", str(port), "--timelock-delay", str(timelock_delay),
            "--activity-interval", str(activity_interval or 0), "--governance", governance]
-    if block_time:
-        cmd += ["--block-time", str(block_time)]
+    cmd += ["--block-time", str(block_time or 0)]
     if seed is not None:
         cmd += ["--seed", str(seed)]
     log_path = paths.state_dir() / "devnet.log"
