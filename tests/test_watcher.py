@@ -303,11 +303,13 @@ def test_watcher_hands_a_blocks_alerts_to_the_sink_in_one_call(sqlite_store_url)
         served_by = "fake"
 
         def call(self, method, params=None):
+            if method == "eth_getBlockByNumber":
+                return {"hash": blocks[int(params[0], 16)].hash}
             assert method == "eth_blockNumber"
             return hex(12)
 
         def batch(self, calls):
-            return [hex(12), {"hash": blocks[int(calls[1][1][0], 16)].hash}]
+            return [hex(12), {"hash": blocks[int(calls[1][1][0], 16)].hash}, {"hash": blocks[0].hash}]
 
     engine = make_engine(sqlite_store_url)
     service = CountingAlertService(engine)
@@ -357,10 +359,10 @@ def test_a_store_failure_pauses_the_watcher_and_the_same_blocks_are_retried(sqli
         served_by = "fake"
 
         def call(self, method, params=None):
-            return hex(5)
+            return {"hash": blocks[0].hash} if method == "eth_getBlockByNumber" else hex(5)
 
         def batch(self, calls):
-            return [hex(5), {"hash": blocks[int(calls[1][1][0], 16)].hash}]
+            return [hex(5), {"hash": blocks[int(calls[1][1][0], 16)].hash}, {"hash": blocks[0].hash}]
 
     class FlakyStore(ListSink):
         def __init__(self):
@@ -393,3 +395,34 @@ def test_a_store_failure_pauses_the_watcher_and_the_same_blocks_are_retried(sqli
     assert w.stats.store_errors == 1 and w.stats.last_block == 5
     assert [a.rule for a in sink.alerts] == ["vault_paused"]   # delivered once, after the retry
     engine.dispose()
+
+
+def test_a_new_chain_with_the_same_chain_id_is_not_a_reorg(tmp_path):
+    """A restarted devnet (same chain id 31337, new genesis) under the same store: the watcher notices a new chain,
+    forgets the old one's blocks and follows the new one from its start; no reorg, no "deeper than" error."""
+    from vvops.devnet.timetravel import mine
+    from vvops.store import migrate
+
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    migrate(url)
+    view = StoreView(url)
+    for generation in range(2):
+        node = AnvilProcess(free_port(), log_path=tmp_path / f"anvil-{generation}.log")
+        node.start()
+        try:
+            info = deploy_devnet(node.rpc_url)
+            mine(node.rpc_url, 30 if generation == 0 else 3)  # the old chain is longer than the new one
+            watcher = WatcherThread(url, [node.rpc_url], info).start()
+            try:
+                with Chain(node.rpc_url) as chain:
+                    head = chain.block_number()
+                wait_until(lambda: (view.checkpoint() or 0) >= head - 1 and watcher.watcher is not None
+                           and watcher.watcher.stats.last_block is not None, 30, what="the watcher at the head")
+                stats = watcher.watcher.stats
+                assert stats.reorgs == 0
+                assert stats.new_chains == generation
+            finally:
+                watcher.stop()
+        finally:
+            node.stop()
+    assert view.processed()[-1] <= head  # only the new chain's blocks are kept

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from eth_utils import keccak, to_checksum_address
 
-from vvops.devnet.abi import contract_abi
+from vvops.chain.abi import contract_abi
 from vvops.devnet.chain import Chain, RpcError
 from vvops.devnet.deploy import DevnetInfo
 

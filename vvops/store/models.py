@@ -492,7 +492,8 @@ class ChainAction(Base):
 
 
 class WatcherCheckpoint(Base):
-    """How far a chain watcher got (one row per chain and watcher)."""
+    """How far a chain watcher got (one row per chain and watcher), on the chain whose block 0 is `genesis_hash`
+    (a different genesis behind the same chain id is a new chain, not a reorg)."""
 
     __tablename__ = "watcher_checkpoints"
 
@@ -500,6 +501,7 @@ class WatcherCheckpoint(Base):
     watcher: Mapped[str] = mapped_column(String(64), primary_key=True, default="events")
     last_block: Mapped[int] = mapped_column(BigInteger)
     last_block_hash: Mapped[str | None] = mapped_column(String(66))
+    genesis_hash: Mapped[str | None] = mapped_column(String(66))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -15,6 +15,9 @@ Guarantees (per chain, watcher name):
   stored: walk back through `processed_blocks` to the fork point, drop the replaced rows, re-process. Alerts
   re-raised by the new blocks are the same rows (block annotations updated); alerts whose block was replaced
   and that the new chain did not raise again are resolved with reason "reorged out".
+- New chain: the checkpoint is keyed by chain id and the genesis (block 0) hash. When the node's genesis differs
+  from the checkpoint's (a restarted devnet, a re-created testnet with the same chain id), the watcher says so
+  once, forgets the old chain's processed blocks and starts as on a fresh store (`start`), never "reorg".
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class WatcherStats:
     last_block: int | None = None
     head: int | None = None
     ws_heads: int = 0
+    new_chains: int = 0
     served_by: str | None = None
     # {from, to, seconds, logs} of the recent multi-block ranges; bounded because a watcher that keeps falling a
     # block behind under load adds one entry per poll for as long as it runs
@@ -98,6 +102,7 @@ class ChainWatcher:
         self._orphans: dict[str, int] = {}  # replaced block hash -> number
         self._orphans_until: int | None = None
         self._needs_approvals = any(r.params.get("approval", "any") != "any" for r in self.evaluator.rules)
+        self.genesis_hash: str | None = None   # the node's block 0, read on the first step and on every reorg check
 
     # ------------------------------------------------------------------ store
     def checkpoint(self) -> tuple[int, str | None] | None:
@@ -119,10 +124,37 @@ class ChainWatcher:
             row = s.get(WatcherCheckpoint, (self.chain_id, self.watcher))
             if row is None:
                 s.add(WatcherCheckpoint(chain_id=self.chain_id, watcher=self.watcher, last_block=last.number,
-                                        last_block_hash=last.hash))
+                                        last_block_hash=last.hash, genesis_hash=self.genesis_hash))
             else:
                 row.last_block, row.last_block_hash = last.number, last.hash
+                row.genesis_hash = self.genesis_hash or row.genesis_hash
         self.stats.last_block = last.number
+
+    def _same_chain(self, genesis: dict | None) -> bool:
+        """Compare the node's genesis with the checkpoint's; on a new chain forget the old one and return False.
+        A checkpoint without a genesis (written before 0004) adopts the node's."""
+        if genesis is None:
+            return True
+        self.genesis_hash = genesis["hash"]
+        with session_scope(self.engine, immediate=True) as s:
+            row = s.get(WatcherCheckpoint, (self.chain_id, self.watcher))
+            if row is None:
+                return True
+            if row.genesis_hash is None:
+                row.genesis_hash = self.genesis_hash
+                return True
+            if row.genesis_hash == self.genesis_hash:
+                return True
+            log.warning("chain %s is a new chain (genesis %s, the checkpoint at block %d was taken on genesis %s): "
+                        "starting afresh, not a reorg", self.chain_id, self.genesis_hash[:12], row.last_block,
+                        row.genesis_hash[:12])
+            s.delete(row)
+            s.execute(delete(ProcessedBlock).where(ProcessedBlock.chain_id == self.chain_id))
+        self.stats.new_chains += 1
+        self._primed_at = None
+        self._orphans.clear()
+        self._orphans_until = None
+        return False
 
     def _approvals(self, blocks: list[BlockData]) -> list[ApprovalRecord]:
         if not self._needs_approvals or not any(l.event in APPROVAL_EVENTS for b in blocks for l in b.logs):
@@ -200,10 +232,15 @@ class ChainWatcher:
         """Process every block that is `confirmations` deep and not processed yet; returns how many."""
         cp = self.checkpoint()
         if cp is not None and cp[1] is not None:
-            # the head and the checkpoint block's current hash in one round trip (reorg check)
-            head_hex, h = self.rpc.batch([("eth_blockNumber", []), ("eth_getBlockByNumber", [hex(cp[0]), False])])
+            # the head, the checkpoint block's current hash and the genesis in one round trip (reorg / new chain)
+            head_hex, h, genesis = self.rpc.batch([("eth_blockNumber", []), ("eth_getBlockByNumber", [hex(cp[0]), False]),
+                                                   ("eth_getBlockByNumber", ["0x0", False])])
+            if not self._same_chain(genesis):
+                return 0
             head = int(head_hex, 16)
         else:
+            if self.genesis_hash is None:
+                self._same_chain(self.rpc.call("eth_getBlockByNumber", ["0x0", False]))
             head, h = self.fetcher.head(), None
         self.stats.head = head
         self.stats.served_by = self.rpc.served_by
