@@ -444,6 +444,16 @@ def _cross_checks(ctx: _Ctx) -> None:
         for role in ROLES:
             role_count[role] = len(team.with_role(role))
 
+    if team:
+        owners_seen: dict[tuple[str, str], str] = {}
+        for i, p in enumerate(team.people):
+            for env, address in p.safe_owner.items():
+                env_ref("team.yaml", ("people", i, "safe_owner", env), env)
+                other = owners_seen.setdefault((env, address.lower()), p.id)
+                if other != p.id:
+                    ctx.add("team.yaml", ("people", i, "safe_owner", env),
+                            f"Safe owner {address} is already {other}'s in {env}", "one owner address per person")
+
     def person_ref(file: str, loc: tuple[Any, ...], pid: str) -> None:
         if person_ids is not None and pid not in person_ids:
             ctx.add(file, loc, *_unknown("person", pid, person_ids, "team.yaml"))

@@ -244,6 +244,22 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 
 # ---------------------------------------------------------------------------- environments.yaml
 
+class SafeSettings(Frozen):
+    """The Safe multisig that holds timelock roles in this environment (docs/deployment.md "Connecting a Safe")."""
+
+    address: AddressRef
+    """The Safe proxy. Devnet: `from-devnet:safe`, present only when the devnet runs `--governance safe`."""
+    version: Literal["1.3.0", "1.4.1"] = "1.4.1"
+    holds: Annotated[tuple[Literal["proposer", "executor"], ...], Field(min_length=1)] = ("proposer",)
+    """Timelock roles only the Safe holds: those calls become Safe transactions the owners confirm."""
+    executor_role: Identifier = "governance"
+    """Signer role whose key sends execTransaction once the owners' threshold is met (it pays the gas)."""
+    transaction_service_url: Url | None = None
+    """Propose there and poll its confirmations; null: owners sign offline (Prefect UI, Slack, `vvops safe confirm`)."""
+    multi_send: AddressRef | None = None
+    """MultiSend library (batches); devnet: from-devnet:safe.multi_send."""
+
+
 class Environment(Frozen):
     """One chain the vault runs on."""
 
@@ -255,6 +271,8 @@ class Environment(Frozen):
     explorer_url: Url | None = None
     rpc_timeout_s: PositiveFloat = 10.0
     description: str = ""
+    safe: SafeSettings | None = None
+    """A Safe holding the timelock's proposer role: procedures go through its owners' confirmations."""
 
     @property
     def uses_devnet(self) -> bool:
@@ -517,6 +535,8 @@ class Person(Frozen):
     timezone: TimeZoneName
     roles: Annotated[tuple[RoleName, ...], Field(min_length=1)]
     active: bool = True
+    safe_owner: dict[Identifier, AddressRef] = Field(default_factory=dict)
+    """environment → the Safe owner address this person signs with (their confirmation is their approval)."""
 
     @property
     def tz(self) -> ZoneInfo:

@@ -1,0 +1,138 @@
+"""Safe proposals in the ops store: signatures verified against the current owners, refusals audited, executed once,
+owners' own execution found, a used nonce marks the proposal superseded. Real anvil, real Safe 1.4.1, real store."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from eth_utils import keccak
+from sqlalchemy import func, select
+
+from tests.fixtures.safe_fixtures import send_as_owner, sign_as
+from vvops.chain.rpc import RpcClient
+from vvops.chain.signing import LocalKeySigner
+from vvops.safe import proposals
+from vvops.safe.contracts import SafeReader
+from vvops.safe.execute import SafeTxSuperseded, ThresholdNotMet, execute
+from vvops.safe.governance import SafeGovernance
+from vvops.safe.signatures import combine, sign_hash
+from vvops.safe.tx import SafeCall, exec_transaction_data
+from vvops.store import make_engine
+from vvops.store.models import AuditEntry, ChainAction
+
+pytestmark = [pytest.mark.devnet]
+STRANGER_KEY = "0x" + "42" * 32
+
+
+@pytest.fixture
+def safe_env(safe_devnet, fresh_safe_state, sqlite_store_url):
+    engine = make_engine(sqlite_store_url)
+    rpc = RpcClient([safe_devnet.rpc_url])
+    gov = SafeGovernance(environment="devnet", address=safe_devnet.safe["address"], chain_id=safe_devnet.chain_id,
+                         version="1.4.1", holds=("proposer",), executor_role="governance", service_url=None,
+                         multi_send=safe_devnet.safe["multi_send"],
+                         owners_by_person={o["person"]: o["address"] for o in safe_devnet.safe["owners"]})
+    yield engine, rpc, gov, SafeReader(rpc, gov.address)
+    rpc.close()
+    engine.dispose()
+
+
+def _schedule_call(devnet, chain, fee: int, salt: str) -> SafeCall:
+    timelock = chain.contract("Timelock", devnet.contracts.timelock)
+    vault = chain.contract("VaultV1", devnet.contracts.vault)
+    return SafeCall(to=timelock.address, data=timelock.encode("schedule", vault.address, 0, vault.encode("setFeeBps", fee),
+                                                              b"\0" * 32, keccak(text=salt), 3600))
+
+
+def _propose(safe_env, devnet, chain, fee=41):
+    engine, rpc, gov, reader = safe_env
+    key = f"test:{uuid.uuid4().hex}"
+    row = proposals.propose(engine, reader, gov, idempotency_key=key, calls=[_schedule_call(devnet, chain, fee, key)],
+                            description=f"feeBps -> {fee}")
+    return key, row.safe_tx_hash
+
+
+def _audit(engine, action: str) -> list[dict]:
+    with engine.connect() as conn:
+        return [d for d in conn.execute(select(AuditEntry.details).where(AuditEntry.action == action)).scalars()]
+
+
+def test_signatures_are_verified_refused_and_audited_then_executed_exactly_once(safe_env, safe_devnet,
+                                                                              fresh_safe_state):
+    engine, rpc, gov, reader = safe_env
+    key, safe_tx_hash = _propose(safe_env, safe_devnet, fresh_safe_state)
+    assert proposals.propose(engine, reader, gov, idempotency_key=key,
+                             calls=[_schedule_call(safe_devnet, fresh_safe_state, 41, key)],
+                             description="again").safe_tx_hash == safe_tx_hash  # idempotent by key
+    other_hash = "0x" + keccak(text="another SafeTx").hex()
+
+    def add(sig, person=None, source="cli"):
+        return [(v.accepted, v.reason) for v, _ in proposals.add_signature(
+            engine, reader, gov, key, signature=sig, source=source, person=person)]
+
+    assert add(sign_hash(STRANGER_KEY, safe_tx_hash)) == [(False, "not_owner")]
+    assert add(sign_as(safe_devnet, "amara", other_hash), person="amara") == [(False, "wrong_owner")]
+    assert add(sign_as(safe_devnet, "amara", other_hash)) == [(False, "not_owner")]
+    assert add("0x1234") == [(False, "malformed")]
+    assert add(sign_as(safe_devnet, "kwame", safe_tx_hash, "eth_sign"), person="kwame") == [(True, None)]
+    assert add(sign_as(safe_devnet, "kwame", safe_tx_hash), person="kwame") == [(False, "duplicate")]
+    with pytest.raises(ThresholdNotMet, match="1 of 2"):
+        execute(engine, rpc, gov, key, LocalKeySigner.from_devnet("governance", safe_devnet.to_dict()))
+    assert add(sign_as(safe_devnet, "amara", safe_tx_hash), source="ui") == [(True, None)]  # out of address order
+
+    refused = _audit(engine, "safe.confirmation.refused")
+    assert [r["refusal_reason"] for r in refused] == ["not_owner", "wrong_owner", "not_owner", "malformed", "duplicate"]
+    accepted = _audit(engine, "safe.confirmation.accepted")
+    assert [(a["person"], a["kind"]) for a in accepted] == [("kwame", "eth_sign"), ("amara", "eip712")]
+    assert all(a["signature"].startswith("0x") and len(a["signature"]) == 132 for a in accepted)
+
+    signer = LocalKeySigner.from_devnet("governance", safe_devnet.to_dict())
+    first = execute(engine, rpc, gov, key, signer)
+    assert first["status"] == "executed" and first["executed_by"] == "ops" and first["sent_now"]
+    assert set(first["confirmed_by"].values()) == {"amara", "kwame"}
+    again = execute(engine, rpc, gov, key, signer)
+    assert again["sent_now"] is False and again["tx_hash"] == first["tx_hash"]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ChainAction)).scalar() == 1
+    assert reader.nonce() == 1
+    # late signatures are refused: the proposal is closed
+    assert add(sign_as(safe_devnet, "daniel", safe_tx_hash), person="daniel") == [(False, "closed")]
+
+
+def test_owners_executing_it_themselves_is_found_and_nothing_is_sent(safe_env, safe_devnet, fresh_safe_state):
+    engine, rpc, gov, reader = safe_env
+    key, safe_tx_hash = _propose(safe_env, safe_devnet, fresh_safe_state, fee=42)
+    sigs = {p: sign_as(safe_devnet, p, safe_tx_hash) for p in ("daniel", "amara")}
+    for person, sig in sigs.items():
+        proposals.add_signature(engine, reader, gov, key, signature=sig, source="slack", person=person)
+    state = proposals.state(engine, reader, key)
+    # "the Safe UI": an owner sends execTransaction with the signatures directly
+    send_as_owner(fresh_safe_state, safe_devnet, "daniel", to=gov.address,
+                  data=exec_transaction_data(state.spec, combine(state.confirmed, spec=state.spec)))
+    out = execute(engine, rpc, gov, key, LocalKeySigner.from_devnet("governance", safe_devnet.to_dict()))
+    assert out["status"] == "executed" and out["executed_by"] == "owners" and not out["sent_now"]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ChainAction)).scalar() == 0
+    assert _audit(engine, "safe.executed")[0]["executed_by"] == "owners"
+
+
+def test_a_nonce_used_by_another_transaction_marks_the_proposal_superseded(safe_env, safe_devnet, fresh_safe_state):
+    engine, rpc, gov, reader = safe_env
+    key, safe_tx_hash = _propose(safe_env, safe_devnet, fresh_safe_state, fee=43)
+    # the owners execute something else at the same nonce (e.g. a rejection transaction: a call to the Safe itself)
+    from vvops.safe.tx import SafeTxSpec
+
+    other = SafeTxSpec(safe=gov.address, chain_id=gov.chain_id, nonce=reader.nonce(), to=gov.address)
+    sigs = {p: sign_as(safe_devnet, p, other.safe_tx_hash) for p in ("amara", "daniel")}
+    send_as_owner(fresh_safe_state, safe_devnet, "amara", to=gov.address,
+                  data=exec_transaction_data(other, combine(sigs, spec=other)))
+    for person in ("amara", "daniel"):
+        proposals.add_signature(engine, reader, gov, key, signature=sign_as(safe_devnet, person, safe_tx_hash),
+                                source="cli", person=person)
+    with pytest.raises(SafeTxSuperseded, match="superseded"):
+        execute(engine, rpc, gov, key, LocalKeySigner.from_devnet("governance", safe_devnet.to_dict()))
+    assert proposals.state(engine, reader, key).status == "superseded"
+    # a new proposal takes the next free nonce
+    key2, _ = _propose(safe_env, safe_devnet, fresh_safe_state, fee=43)
+    assert proposals.state(engine, reader, key2).nonce == reader.nonce()
