@@ -22,6 +22,18 @@ EXIT_OK, EXIT_WARN, EXIT_CRIT, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Every failure ends in one line on stderr and a non-zero exit, never a traceback
+    (VVOPS_DEBUG=1 re-raises unexpected errors for a developer)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `vvops checklist show | head`: the reader left; say nothing more
+        _silence_stdout()
+        return 141
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
@@ -29,21 +41,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except KeyboardInterrupt:
-        return 130
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise
     except CliError as exc:
         print(f"vvops: {exc}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:
         message = _operator_error_message(exc)
         if message is None:
-            raise
+            if os.environ.get("VVOPS_DEBUG"):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            message = f"vvops: {type(exc).__name__}: {first} (unexpected; VVOPS_DEBUG=1 shows the traceback)"
         print(message, file=sys.stderr)
         return 1
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def _operator_error_message(exc: Exception) -> str | None:
     """What to print for a failure an operator can fix (bad config, a service not up): no traceback."""
+    from vvops.cli_params import ParameterError
     from vvops.config import ConfigError
     from vvops.devnet.anvil import AnvilError
     from vvops.devnet.service import DevnetError
@@ -52,7 +77,9 @@ def _operator_error_message(exc: Exception) -> str | None:
 
     if isinstance(exc, ConfigError):
         return "\n".join(str(p) for p in exc.problems)
-    if isinstance(exc, (AnvilError, DevnetError, ServiceError, StoreError)):
+    if isinstance(exc, (AnvilError, DevnetError, ServiceError, StoreError, ParameterError)):
+        return f"vvops: {exc}"
+    if isinstance(exc, (OverflowError, OSError)):
         return f"vvops: {exc}"
     return None
 
@@ -72,24 +99,61 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `vvops devnet history: argument --days: ... (--help for usage)`."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (`{self.prog} --help` for usage)\n")
+
+
+def _int_at_least(minimum: int, maximum: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: it must be {bound}")
+        return value
+
+    return parse
+
+
+_PORT = _int_at_least(1, 65535)
+_DAYS = _int_at_least(1, 3650)
+
+
+def _seconds(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0 or value > 86400 * 365:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: between 0 and one year of seconds")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vvops", description="VeritasVault Ops: the operations playbook as Prefect flows.")
+    parser = _Parser(prog="vvops", description="VeritasVault Ops: the operations playbook as Prefect flows.")
     sub = parser.add_subparsers(title="commands")
 
     up = sub.add_parser("up", help="start devnet, store, Prefect server and every deployment (foreground; Ctrl-C stops all)")
     up.add_argument("--environment", "-e", default="devnet")
-    up.add_argument("--port", type=int, default=DEFAULT_PREFECT_PORT, help="Prefect server/UI port (default 4200)")
-    up.add_argument("--anvil-port", type=int, default=8545)
+    up.add_argument("--port", type=_PORT, default=DEFAULT_PREFECT_PORT, help="Prefect server/UI port (default 4200)")
+    up.add_argument("--anvil-port", type=_PORT, default=8545)
     up.add_argument("--no-devnet", action="store_true", help="do not start the local devnet")
-    up.add_argument("--activity-interval", type=float, default=2.0, help="seconds between synthetic devnet transactions (0: none)")
-    up.add_argument("--block-time", type=float, default=2.0, help="devnet seconds per block (default 2; 0: one block per tx)")
-    up.add_argument("--slack-port", type=int, default=3000, help="port of the Slack interactions endpoint")
+    up.add_argument("--activity-interval", type=_seconds, default=2.0, help="seconds between synthetic devnet transactions (0: none)")
+    up.add_argument("--block-time", type=_seconds, default=2.0, help="devnet seconds per block (default 2; 0: one block per tx)")
+    up.add_argument("--slack-port", type=_PORT, default=3000, help="port of the Slack interactions endpoint")
     up.add_argument("--no-history", action="store_true", help="do not seed a fresh devnet store with demo history")
     up.add_argument("--governance", choices=("eoa", "safe"), default="eoa",
                     help="devnet: safe = a Safe multisig holds the timelock's proposer role (mirrors mainnet)")
     up.add_argument("--profile", choices=("embedded", "production"), default="embedded",
                     help="embedded: SQLite, deployments served in-process; production: PostgreSQL, work pool and workers")
-    up.add_argument("--workers", type=int, default=2, help="production profile: number of workers (default 2)")
+    up.add_argument("--workers", type=_int_at_least(1, 64), default=2, help="production profile: number of workers (default 2)")
     up.set_defaults(handler=_cmd_up)
 
     run = sub.add_parser("run", help="run one flow now and wait for it")
@@ -100,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
 
     status = sub.add_parser("status", help="say what is up")
-    status.add_argument("--port", type=int, default=DEFAULT_PREFECT_PORT)
+    status.add_argument("--port", type=_PORT, default=DEFAULT_PREFECT_PORT)
     status.set_defaults(handler=_cmd_status)
 
     config = sub.add_parser("config", help="configuration commands").add_subparsers(title="config commands")
@@ -111,9 +175,9 @@ def _parser() -> argparse.ArgumentParser:
 
     devnet = sub.add_parser("devnet", help="the local anvil devnet").add_subparsers(title="devnet commands")
     dup = devnet.add_parser("up", help="start anvil, deploy the contracts, keep synthetic activity going (foreground)")
-    dup.add_argument("--port", type=int, default=8545)
-    dup.add_argument("--block-time", type=float, default=2.0, help="seconds per block (default 2; 0: one block per tx)")
-    dup.add_argument("--activity-interval", type=float, default=2.0)
+    dup.add_argument("--port", type=_PORT, default=8545)
+    dup.add_argument("--block-time", type=_seconds, default=2.0, help="seconds per block (default 2; 0: one block per tx)")
+    dup.add_argument("--activity-interval", type=_seconds, default=2.0)
     dup.add_argument("--governance", choices=("eoa", "safe"), default="eoa",
                      help="safe: a Safe v1.4.1 (2 of 3 leads) holds the timelock's proposer role, as on mainnet")
     dup.set_defaults(handler=_cmd_devnet_up)
@@ -121,11 +185,11 @@ def _parser() -> argparse.ArgumentParser:
     devnet.add_parser("status", help="is the devnet up").set_defaults(handler=_cmd_devnet_status)
     scenario = devnet.add_parser("scenario", help="make something happen on the devnet for the watcher to detect")
     scenario.add_argument("name", choices=("drain", "rogue-upgrade", "param-drift", "rpc-outage", "reorg"))
-    scenario.add_argument("--seconds", type=float, default=None, help="rpc-outage: how long the primary RPC is down")
-    scenario.add_argument("--proxy-port", type=int, default=None, help="rpc-outage: port of the proxy the watcher uses first")
+    scenario.add_argument("--seconds", type=_seconds, default=None, help="rpc-outage: how long the primary RPC is down")
+    scenario.add_argument("--proxy-port", type=_PORT, default=None, help="rpc-outage: port of the proxy the watcher uses first")
     scenario.set_defaults(handler=_cmd_devnet_scenario)
     history = devnet.add_parser("history", help="fill the store with deterministic demo history (metrics, incidents, ...)")
-    history.add_argument("--days", type=int, default=90)
+    history.add_argument("--days", type=_DAYS, default=90)
     history.add_argument("--seed", type=int, default=7)
     history.set_defaults(handler=_cmd_devnet_history)
 
@@ -180,7 +244,7 @@ def _parser() -> argparse.ArgumentParser:
 
     slack = sub.add_parser("slack-endpoint", help="serve Slack's interactive buttons (Approve/Reject) on HTTP")
     slack.add_argument("--host", default="127.0.0.1")
-    slack.add_argument("--port", type=int, default=3000)
+    slack.add_argument("--port", type=_PORT, default=3000)
     slack.add_argument("--environment", "-e", default="devnet")
     slack.set_defaults(handler=_cmd_slack_endpoint)
 
@@ -212,6 +276,8 @@ def _require_valid_config(environment: str) -> None:
     from vvops.config import check_config
 
     problems = check_config(paths.config_dir(), environment)
+    if len(problems) == 1:
+        raise CliError(f"{problems[0]} (`vvops config check` re-checks)")
     if problems:
         raise CliError("configuration is invalid:\n" + "\n".join(problems) + "\n(fix the lines above; `vvops config check` re-checks)")
 
@@ -359,6 +425,10 @@ def _cmd_silence_add(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:
         raise CliError(f"--for {args.duration!r}: {error} (write 30m, 2h, 1d or 1h30m)") from None
     now = datetime.now(timezone.utc)
+    try:
+        now + duration
+    except OverflowError:
+        raise CliError(f"--for {args.duration!r}: too long (ends after the year 9999)") from None
     try:
         _require_on_roster(args.by)
         with _store_session() as session:
@@ -668,20 +738,8 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 # --- run and status -----------------------------------------------------------------------------------
 
 
-def _parse_params(pairs: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise CliError(f"--param {pair!r}: expected KEY=VALUE", exit_code=2)
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
-    return params
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
+    from vvops.cli_params import ParameterError, validate_flow_params
     from vvops.services import api_is_healthy, apply_prefect_runtime_env
 
     env = apply_prefect_runtime_env()
@@ -694,17 +752,66 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except KeyError as exc:
         raise CliError(str(exc.args[0]), exit_code=2) from None
     flow = spec.load_flow()
-    params = {"environment": args.environment, **_parse_params(args.param)}
-    state = flow(**params, return_state=True)
+    try:
+        params = validate_flow_params(flow.fn, args.param, fixed={"environment": args.environment})
+    except ParameterError as exc:
+        raise CliError(f"{spec.flow_name}: {exc}", exit_code=2) from None
+    _require_known_names(params, args.environment)
+    with _one_line_flow_errors():
+        state = flow(**params, return_state=True)
     result = state.result(raise_on_failure=False)
     summary = run_summary(state, result)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(f"{spec.flow_name}: {summary['state']} (flow run {summary['flow_run_id']})")
+        if summary.get("error"):
+            print(f"  {summary['error']}")
         for check in summary.get("checks", []):
             print(f"  {check['status']:<5} {check['id']}: {check.get('message', '')}")
     return monitoring_exit_code(summary)
+
+
+def _require_known_names(params: dict[str, Any], environment: str) -> None:
+    """The environment, and a contract named by a parameter, must exist in config before a run starts."""
+    _require_valid_config(environment)
+    from vvops.config import load_config
+
+    contract = params.get("contract")
+    if isinstance(contract, str):
+        known = [c.name for c in load_config(environment=environment).contracts.contracts]
+        if contract not in known:
+            raise CliError(f"-p contract={contract!r}: not a contract in config/contracts.yaml (known: "
+                           f"{', '.join(known)})", exit_code=2)
+
+
+class _one_line_flow_errors:
+    """While a flow runs in this process, its console log shows a failure as one line; the full traceback
+    still goes to the Prefect API (the run's logs in the UI)."""
+
+    class _StripTraceback:
+        def filter(self, record: Any) -> bool:
+            if record.exc_info and record.exc_info[1] is not None:
+                error = record.exc_info[1]
+                record.msg = f"{record.getMessage()} {type(error).__name__}: {error}".replace("\n", " ")
+                record.args, record.exc_info, record.exc_text = (), None, None
+            return True
+
+    def __enter__(self):
+        import logging
+
+        self._handlers = [h for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.flows")
+                          for h in logging.getLogger(name).handlers
+                          if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+                          and type(h).__name__ != "APILogHandler"]
+        self._filter = self._StripTraceback()
+        for handler in self._handlers:
+            handler.addFilter(self._filter)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handler in self._handlers:
+            handler.removeFilter(self._filter)
 
 
 def run_summary(state: Any, result: Any) -> dict[str, Any]:

@@ -109,6 +109,35 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         return super().construct_mapping(node, deep=deep)
 
 
+MAX_YAML_NODES = 200_000
+"""Values a config file may hold once its aliases are expanded (the shipped files hold a few thousand):
+an alias bomb (`a: &a [x, x]`, `b: &b [*a, *a]`, ...) is refused before anything walks the expansion."""
+
+
+def _expanded_size(root: yaml.Node | None) -> int:
+    """How many nodes the document holds with every alias expanded, counted once per distinct node
+    (memoised, so a bomb is measured in the time it takes to read it, not to expand it)."""
+    if root is None:
+        return 0
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else list(node.value))
+        if children_done:
+            sizes[id(node)] = min(1 + sum(sizes.get(id(c), 1) for c in children), 1 << 62)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
 def _read_yaml(path: Path, name: str, problems: list[ConfigProblem]) -> Any | None:
     if not path.is_file():
         _, what = CONFIG_FILES[name]
@@ -123,7 +152,14 @@ def _read_yaml(path: Path, name: str, problems: list[ConfigProblem]) -> Any | No
         return None
     loader = _StrictLoader(text)
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        expanded = _expanded_size(node)
+        if expanded > MAX_YAML_NODES:
+            problems.append(ConfigProblem(name, FILE_LEVEL,
+                                          f"aliases expand to more than {MAX_YAML_NODES:,} values",
+                                          "a config file is small: remove the nested &anchor/*alias chain"))
+            return None
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else FILE_LEVEL

@@ -15,6 +15,12 @@ An `alert_acknowledge` button (value = alert id, on escalation pages) acknowledg
 person, through the alerting framework (audited), which stops its escalation.
 GET /healthz answers 200.
 
+Bounded inputs: a request whose headers exceed MAX_HEADER_BYTES gets 431 and one whose declared or
+streamed body exceeds MAX_BODY gets 413, both before the body is read (uvicorn runs with h11 and its
+incomplete-event limit, so not even the server buffers more). Refusals of unverified requests go to the audit
+log through `vvops.store.refusals` (bounded details; under a flood one full row per kind and minute plus one
+aggregated row with the count).
+
 Start it with `serve_slack_interactions(host, port, environment=...)` or
 `python -m vvops.slack_app --host 127.0.0.1 --port 3000 -e devnet` (needs SLACK_SIGNING_SECRET, or the
 variable slack.yaml names; it refuses to start without one).
@@ -22,6 +28,8 @@ variable slack.yaml names; it refuses to start without one).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -38,6 +46,7 @@ from starlette.routing import Route
 
 from vvops.approvals import service
 from vvops.approvals.slack_signature import SignatureError, SlackSignatureVerifier
+from vvops.store.refusals import RefusalAggregator
 
 log = logging.getLogger("vvops.slack_app")
 
@@ -45,6 +54,10 @@ INTERACTIONS_PATH = "/slack/interactions"
 ACTIONS = {"approval_approve": "approve", "approval_reject": "reject"}
 ACKNOWLEDGE = "alert_acknowledge"
 MAX_BODY = 1 << 20
+"""Slack's block_actions payloads are a few KB; a megabyte leaves room for large messages."""
+MAX_HEADER_BYTES = 16 << 10
+"""Slack sends a dozen short headers; anything beyond 16 KB is not Slack."""
+REFUSAL_WINDOW_S = 60.0
 
 
 def prefect_resume(prefect_api_url: str | None, *, attempts: int = 12, delay_s: float = 0.25) -> Callable[[str, dict], str]:
@@ -91,7 +104,8 @@ def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engi
                people: Any = None, prefect_api_url: str | None = None,
                clock: Callable[[], float] | None = None,
                resume: Callable[[str, dict], str] | None = None,
-               acknowledge: Callable[[int, str], list[dict]] | None = None) -> Starlette:
+               acknowledge: Callable[[int, str], list[dict]] | None = None,
+               refusal_window_s: float = REFUSAL_WINDOW_S) -> Starlette:
     """The Starlette app. `people` defaults to the environment's roster; `engine` to the default store."""
     if not signing_secret:
         raise ValueError("a Slack signing secret is required")
@@ -109,16 +123,28 @@ def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engi
     do_resume = resume or prefect_resume(prefect_api_url)
     do_acknowledge = acknowledge or alert_acknowledger(engine, environment)
 
+    def write_refusal(row: dict[str, Any]) -> None:
+        from vvops.store import session_scope
+        from vvops.store.refusals import audit_refusal
+
+        try:
+            with session_scope(engine, immediate=True) as session:
+                audit_refusal(session, **row)
+        except Exception:  # noqa: BLE001 - the refusal stands even when the audit log cannot be written
+            log.exception("could not audit a refused Slack request (%s)", row.get("reason"))
+
+    refusals = RefusalAggregator(write_refusal, window_s=refusal_window_s)
+
     def refuse(reason: str, message: str, request: Request, status: int = 401) -> JSONResponse:
         client = request.client.host if request.client else None
-        try:
-            service.audit_event(engine, actor="slack:unverified", action="slack.request.refused", request_id=None,
-                                subject="slack:interactions", source="slack",
-                                details={"reason": reason, "message": message, "client": client,
-                                         "timestamp": request.headers.get("x-slack-request-timestamp")})
-        except Exception:  # noqa: BLE001 - the refusal stands even when the audit log cannot be written
-            log.exception("could not audit a refused Slack request (%s)", reason)
-        log.warning("refused Slack request from %s: %s (%s)", client, reason, message)
+        headers = {k: request.headers.get(k) for k in ("x-slack-request-timestamp", "x-slack-signature",
+                                                       "content-length", "user-agent") if k in request.headers}
+        refusals.refuse(reason, {"actor": "slack:unverified", "action": "slack.request.refused",
+                                 "subject": "slack:interactions", "source": "slack", "rule": f"slack.{reason}",
+                                 "reason": reason,
+                                 "details": {"message": message, "client": client, "headers": headers,
+                                             "timestamp": headers.get("x-slack-request-timestamp")}})
+        log.warning("refused Slack request from %s: %s (%s)", client, reason, message[:200])
         return JSONResponse({"ok": False, "error": reason}, status_code=status)
 
     def handle_action(payload: dict, action: dict) -> dict:
@@ -169,9 +195,13 @@ def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engi
         return {"ok": True, "alert_id": alert_id, "message": f"alert {alert_id} acknowledged by {person.name}"}
 
     async def interactions(request: Request):
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"ok": False, "error": "too_large"}, status_code=413)
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in request.scope.get("headers", ()))
+        if header_bytes > MAX_HEADER_BYTES:
+            return await run_in_threadpool(refuse, "headers_too_large",
+                                           f"{header_bytes} bytes of headers (limit {MAX_HEADER_BYTES})", request, 431)
+        body = await _read_bounded(request, MAX_BODY)
+        if body is None:
+            return await run_in_threadpool(refuse, "too_large", f"body larger than {MAX_BODY} bytes", request, 413)
         try:
             verifier.verify(timestamp=request.headers.get("x-slack-request-timestamp"),
                             signature=request.headers.get("x-slack-signature"), body=body)
@@ -199,8 +229,51 @@ def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engi
     async def healthz(_request: Request):
         return PlainTextResponse("ok")
 
-    return Starlette(routes=[Route(INTERACTIONS_PATH, interactions, methods=["POST"]),
-                             Route("/healthz", healthz, methods=["GET"])])
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette):
+        async def flush_periodically() -> None:
+            while True:
+                await asyncio.sleep(min(refusal_window_s, 10.0))
+                await run_in_threadpool(refusals.flush)
+
+        flusher = asyncio.create_task(flush_periodically())
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            await run_in_threadpool(refusals.flush, force=True)
+
+    app = Starlette(routes=[Route(INTERACTIONS_PATH, interactions, methods=["POST"]),
+                            Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
+    app.state.refusals = refusals
+    return app
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed `limit` (declared length first, then streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                return None
+        except ValueError:
+            return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def uvicorn_config(app: Starlette, host: str, port: int, *, log_level: str = "info"):
+    """How the endpoint is served: h11 with its incomplete-event limit, so oversized headers are refused by the
+    server before they are buffered whole."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, http="h11",
+                          h11_max_incomplete_event_size=MAX_HEADER_BYTES * 2, timeout_keep_alive=5)
 
 
 def serve_slack_interactions(host: str = "127.0.0.1", port: int = 3000, *, environment: str = "devnet",
@@ -220,4 +293,4 @@ def serve_slack_interactions(host: str = "127.0.0.1", port: int = 3000, *, envir
         raise SystemExit(f"the Slack endpoint needs a signing secret: set {cfg.slack.signing_secret_env}")
     app = create_app(signing_secret=secret, environment=environment, people=cfg.people,
                      prefect_api_url=prefect_api_url)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.Server(uvicorn_config(app, host, port, log_level=log_level)).run()
