@@ -22,7 +22,8 @@ from tasks.reports import publish_markdown
 from tasks.runtime import store_engine
 from tasks.store import STORE_RETRIES, audit, current_flow_run_id
 from vvops.store import append_audit, session_scope
-from vvops.store.models import Incident, IncidentEvent
+from vvops.store.models import ChainAction, Incident, IncidentEvent
+from vvops.watcher.containment import FAST_PATH_DESCRIPTION
 
 PROCEDURE = "emergency_pause"
 
@@ -52,17 +53,27 @@ def emergency_pause(
     environment: str = "devnet",
     approval_poll_interval: float = 10,
     approval_deadline_seconds: float | None = None,
+    idempotency_key: str | None = None,
 ) -> dict:
-    """Circuit breaker: approval per policy (auto for P0), guardian pause exactly once, verified on chain."""
+    """Circuit breaker: approval per policy (auto for P0), guardian pause exactly once, verified on chain.
+    `idempotency_key` (incident-response passes the containment key of its alert): when the watcher's fast path
+    already sent the pause under that key, the flow follows it to its receipt and records it, sending nothing."""
     logger = get_run_logger()
     run_id = current_flow_run_id() or "local"
+    key = idempotency_key or f"{PROCEDURE}:{run_id}:pause"
     state = read_contract_state(environment=environment, contract=contract)
     guardian = state["values"].get("guardian")
     already = bool(state["values"].get("paused"))
+    fast_path = sent_by_fast_path(idempotency_key=key)
     audit(actor=requested_by, action="emergency_pause.requested", subject=contract,
           details={"reason": reason, "severity": severity, "already_paused": already, "guardian": guardian,
-                   "incident": incident_key})
+                   "incident": incident_key, "fast_path": fast_path})
     base = {"contract": contract, "guardian": guardian, "severity": severity, "incident": incident_key}
+    if fast_path:
+        logger.info("the watcher's containment fast path sent this pause (%s): recording it", fast_path)
+        base.update(approval_request_id=None, approvers=[], approval=f"automatic containment: {fast_path}")
+        return _pause_and_record(environment=environment, contract=contract, key=key, base=base, severity=severity,
+                                 reason=reason, requested_by=requested_by, incident_key=incident_key, fast_path=True)
     if already:
         logger.warning("%s is already paused: nothing to do", contract)
         return {**base, "status": "already_paused", "paused": True, "already_paused": True}
@@ -86,25 +97,49 @@ def emergency_pause(
                          message=f"not approved ({outcome.reason}); {contract} stays live")
         return {**base, "status": "rejected", "paused": False, "already_paused": False}
 
-    sent = guardian_pause(environment=environment, contract=contract, idempotency_key=f"{PROCEDURE}:{run_id}:pause")
+    return _pause_and_record(environment=environment, contract=contract, key=key, base=base, severity=severity,
+                             reason=reason, requested_by=requested_by, incident_key=incident_key, fast_path=False)
+
+
+@task(name="containment-fast-path-lookup", **STORE_RETRIES)
+def sent_by_fast_path(*, idempotency_key: str) -> str | None:
+    """The description of the pause stored under this key by the watcher's containment fast path, if any."""
+    with session_scope(store_engine()) as session:
+        description = session.scalar(select(ChainAction.description).where(
+            ChainAction.idempotency_key == idempotency_key))
+    if description is None or not description.startswith(FAST_PATH_DESCRIPTION):
+        return None
+    return description
+
+
+def _pause_and_record(*, environment: str, contract: str, key: str, base: dict[str, Any], severity: str, reason: str,
+                      requested_by: str, incident_key: str | None, fast_path: bool) -> dict[str, Any]:
+    """guardian_pause under `key` (sends, or follows what the fast path sent), verify, audit, timeline, Slack."""
+    approval = base.get("approval")
+    sent = guardian_pause(environment=environment, contract=contract, idempotency_key=key)
     after = read_contract_state(environment=environment, contract=contract)
     paused = bool(after["values"].get("paused"))
-    audit(actor="guardian", action="emergency_pause.paused" if paused else "emergency_pause.verification_failed",
+    actor = "watcher" if fast_path else "guardian"
+    audit(actor=actor, action="emergency_pause.paused" if paused else "emergency_pause.verification_failed",
           subject=contract, details={"tx_hash": sent.get("tx_hash"), "block_number": sent.get("block_number"),
-                                     "paused": paused, "approval": outcome.reason})
+                                     "paused": paused, "approval": approval, "idempotency_key": key,
+                                     "fast_path": fast_path})
     if incident_key:
-        incident_timeline_event(incident_key=incident_key, kind="containment", actor="guardian",
-                                message=f"{contract} paused by the guardian ({outcome.reason})",
-                                data={"tx_hash": sent.get("tx_hash"), "paused": paused})
+        how = "by the watcher's containment fast path" if fast_path else "by the guardian"
+        incident_timeline_event(incident_key=incident_key, kind="containment", actor=actor,
+                                message=f"{contract} paused {how} ({approval})",
+                                data={"tx_hash": sent.get("tx_hash"), "paused": paused, "fast_path": fast_path,
+                                      "block_number": sent.get("block_number"), "idempotency_key": key})
     procedure_update(environment=environment, procedure=PROCEDURE, step="paused" if paused else "failed",
                      message=f"{contract} paused={paused} (tx {sent.get('tx_hash')})")
     publish_markdown(key="emergency-pause-report", description=f"{contract} paused={paused}",
                      markdown=f"# Emergency pause of {contract}\n\n| | |\n| --- | --- |\n| severity | {severity} |\n"
                               f"| reason | {reason} |\n| requested by | {requested_by} |\n"
-                              f"| approval | {outcome.reason} |\n| guardian | {guardian} |\n"
+                              f"| approval | {approval} |\n| guardian | {base.get('guardian')} |\n"
                               f"| tx | `{sent.get('tx_hash')}` (block {sent.get('block_number')}) |\n"
+                              f"| sent by | {'watcher fast path' if fast_path else 'this run'} |\n"
                               f"| paused() | {paused} |\n| incident | {incident_key or '-'} |\n")
     if not paused:
         raise RuntimeError(f"{contract}: pause transaction {sent.get('tx_hash')} mined but paused() is false")
     return {**base, "status": "paused", "paused": True, "already_paused": False, "tx_hash": sent.get("tx_hash"),
-            "block_number": sent.get("block_number")}
+            "block_number": sent.get("block_number"), "fast_path": fast_path}

@@ -41,6 +41,7 @@ from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
 from tasks.store import audit, open_incident
 from vvops.procedures.incidents import CHECKLISTS, classify, needs_guardian_pause, parse_alert
+from vvops.watcher.containment import containment_key_for
 
 WAIT_DAYS = 7
 
@@ -148,9 +149,10 @@ def incident_response(
 
         paused = emergency_pause(reason=f"{key}: {c.title}", requested_by=commander or opened_by,
                                  severity=c.severity, contract=contract, incident_key=key, environment=environment,
-                                 approval_poll_interval=poll_interval)
+                                 approval_poll_interval=poll_interval,
+                                 idempotency_key=containment_key_for(environment, contract, alert_data))
         containment = {"action": "guardian_pause", **{k: paused.get(k) for k in
-                       ("status", "paused", "tx_hash", "approval", "approvers")}}
+                       ("status", "paused", "tx_hash", "approval", "approvers", "fast_path")}}
         facts["contained"] = bool(paused.get("paused"))
     elif c.variant == "major_outage":
         failover = activate_rpc_failover(environment=environment, key=key, failed_urls=failed_rpc_urls)

@@ -370,7 +370,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stats = run_watcher(environment=args.environment, stop_event=stop)
+    stats = run_watcher(environment=args.environment, stop_event=stop, containment=True)
     print(f"watcher stopped: {stats}")
     return 0
 

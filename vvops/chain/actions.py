@@ -179,6 +179,46 @@ class ChainActions:
         result.sent_now = True
         return self._wait(result) if wait else result
 
+    # ------------------------------------------------------------------ pre-built sends (containment fast path)
+    def prepare(self, *, to: str, data: bytes | str, value: int = 0) -> dict[str, Any]:
+        """A transaction ready to sign: gas estimated (ActionReverted when it would revert), EIP-1559 fees and
+        the sender's pending nonce from the node. Prepare it again every block; `send_prepared` sends it."""
+        to, data = to_checksum_address(to), data_hex(data)
+        tx = self._build(to=to, data=data, value=value)
+        tx["nonce"] = _int(self.rpc.call("eth_getTransactionCount", [self.signer.address, "pending"]))
+        return tx
+
+    def send_prepared(self, *, idempotency_key: str, tx: dict[str, Any], description: str = "",
+                      signed: Any = None) -> ActionResult:
+        """Store then broadcast a prepared transaction with no node round trip before the broadcast.
+
+        The nonce is max(the prepared one, this sender's highest in-flight stored nonce + 1), re-signed when it
+        moved; `signed` is a pre-signed copy of `tx` used when the nonce did not move. Same guarantees as
+        `send`: a stored key is never signed again (its stored result is returned, not followed)."""
+        existing = self.lookup(idempotency_key)
+        if existing is not None:
+            self._check_same(idempotency_key, tx["to"], tx["data"])
+            return existing
+        data = data_hex(tx["data"])
+        with session_scope(self.engine, immediate=True) as session:
+            if session.scalar(select(ChainAction.id).where(ChainAction.idempotency_key == idempotency_key)):
+                raise IdempotencyConflict(f"{idempotency_key}: stored concurrently by another run; rerun to follow it")
+            stored = session.scalar(select(func.max(ChainAction.nonce)).where(
+                ChainAction.chain_id == self.chain_id, ChainAction.from_address == self.signer.address,
+                ChainAction.status.in_((PENDING, BROADCAST)), ChainAction.nonce >= tx["nonce"]))
+            nonce = max(tx["nonce"], stored + 1 if stored is not None else 0)
+            if signed is None or nonce != signed.nonce:
+                signed = self.signer.sign_transaction({**tx, "nonce": nonce})
+            session.add(ChainAction(
+                idempotency_key=idempotency_key, chain_id=self.chain_id, from_address=self.signer.address,
+                to_address=to_checksum_address(tx["to"]), nonce=signed.nonce,
+                selector=data[:10] if len(data) >= 10 else None, data_hash=data_hash(data),
+                description=description[:2000], signed_tx_hash=signed.tx_hash, raw_tx=signed.raw_tx, status=PENDING))
+        self._broadcast(idempotency_key, signed.raw_tx, signed.tx_hash)
+        result = self._update(idempotency_key, status=BROADCAST)
+        result.sent_now = True
+        return result
+
     def _check_same(self, key: str, to: str, data: str) -> None:
         with session_scope(self.engine) as session:
             row = session.scalar(select(ChainAction).where(ChainAction.idempotency_key == key))

@@ -76,11 +76,42 @@ class WatchRule(_Strict):
         return self
 
 
+class ContainmentPolicy(_Strict):
+    """Which P0 alerts pause which contracts automatically, and where (all three must match)."""
+
+    name: str
+    rules: list[str] = Field(min_length=1)
+    contracts: list[str] = Field(min_length=1)
+    environments: list[str] = Field(min_length=1)
+
+    def allows(self, *, rule: str, contract: str | None, environment: str) -> bool:
+        return rule in self.rules and contract in self.contracts and environment in self.environments
+
+
+class ContainmentSettings(_Strict):
+    """The containment fast path (vvops/watcher/containment.py). No policy: nothing is ever sent automatically."""
+
+    signer_role: str = "guardian"
+    # alerts of these rules raised by a transaction the ops system sent itself (a stored chain action, e.g. the
+    # guardian's pause) are expected: stored and posted, but no Prefect event, so no second incident
+    expected_rules: list[str] = Field(default_factory=list)
+    policies: list[ContainmentPolicy] = Field(default_factory=list)
+
+    def policy_for(self, *, rule: str, severity: str, contract: str | None, environment: str) -> ContainmentPolicy | None:
+        if severity != "P0":
+            return None
+        return next((p for p in self.policies if p.allows(rule=rule, contract=contract, environment=environment)), None)
+
+    def enabled_for(self, environment: str) -> bool:
+        return any(environment in p.environments for p in self.policies)
+
+
 class WatcherConfig(_Strict):
     follower: FollowerSettings = Field(default_factory=FollowerSettings)
     chains: dict[str, ChainSettings] = Field(default_factory=dict)
     denylist: list[str] = Field(default_factory=list)
     rules: list[WatchRule] = Field(default_factory=list)
+    containment: ContainmentSettings = Field(default_factory=ContainmentSettings)
 
     @field_validator("denylist")
     @classmethod
@@ -96,6 +127,17 @@ class WatcherConfig(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate rule names: {', '.join(dupes)}")
+        severity = {r.name: r.severity for r in self.rules}
+        for policy in self.containment.policies:
+            for rule in policy.rules:
+                if rule not in severity:
+                    raise ValueError(f"containment policy {policy.name}: unknown rule {rule!r}")
+                if severity[rule] != "P0":
+                    raise ValueError(f"containment policy {policy.name}: rule {rule} is {severity[rule]}; "
+                                     "only P0 rules may pause automatically")
+        for rule in self.containment.expected_rules:
+            if rule not in severity:
+                raise ValueError(f"containment.expected_rules: unknown rule {rule!r}")
         return self
 
     def chain(self, environment: str) -> ChainSettings:

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
@@ -103,6 +103,7 @@ class ChainWatcher:
         self._orphans_until: int | None = None
         self._needs_approvals = any(r.params.get("approval", "any") != "any" for r in self.evaluator.rules)
         self.genesis_hash: str | None = None   # the node's block 0, read on the first step and on every reorg check
+        self._expected_rules = set(wcfg.containment.expected_rules)
 
     # ------------------------------------------------------------------ store
     def checkpoint(self) -> tuple[int, str | None] | None:
@@ -298,9 +299,26 @@ class ChainWatcher:
         sink makes one alert-service transaction for them instead of one per alert."""
         if not alerts:
             return
+        alerts = self._mark_expected(alerts)
         self.stats.alerts += len(alerts)
         self.stats.new_alerts += sum(fire_all(self.sink, alerts))
         self.stats.sink_calls += 1
+
+    def _mark_expected(self, alerts: list[WatcherAlert]) -> list[WatcherAlert]:
+        """Alerts of `containment.expected_rules` raised by a transaction we sent ourselves (a stored chain
+        action, e.g. the containment pause) get `expected_action` = its key: the sinks store and post them, the
+        Prefect event sink skips them, so our own pause opens no second incident. The action is marked mined."""
+        hashes = {a.tx_hash for a in alerts if a.rule in self._expected_rules and a.tx_hash}
+        if not hashes:
+            return alerts
+        from vvops.watcher.containment import mark_mined, our_actions
+
+        ours = our_actions(self.engine, hashes)
+        if not ours:
+            return alerts
+        mark_mined(self.engine, {h: a.block_number for a in alerts for h in [(a.tx_hash or "").lower()] if h in ours})
+        return [replace(a, annotations={**a.annotations, "expected_action": ours[a.tx_hash.lower()].idempotency_key})
+                if a.rule in self._expected_rules and a.tx_hash and a.tx_hash.lower() in ours else a for a in alerts]
 
     def run(self, stop_event: threading.Event, *, notifier: HeadNotifier | None = None) -> WatcherStats:
         poll = self.wcfg.follower.poll_interval_s
@@ -366,7 +384,7 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
                 sinks: Iterable[AlertSink] | None = None, emit_events: bool = True,
                 use_alert_service: bool = True, on_block: Callable[[BlockData, list], None] | None = None,
                 on_notifications: Callable[[list[dict[str, Any]]], None] | None = None,
-                alert_service: Any = None,
+                alert_service: Any = None, containment: Any = False,
                 ready: Callable[[ChainWatcher], None] | None = None) -> WatcherStats:
     """Run the watcher for `environment` until `stop_event` is set; returns its counters.
 
@@ -374,7 +392,9 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
     tests and benchmarks pass `rpc_urls`, `contracts`, `chain_id`, `confirmations`, `store_url`/`engine` and
     extra `sinks`. The store sink always comes first; Prefect events (`emit_events`) and extra sinks get only
     new alerts. `on_notifications` receives the alerting framework's notification dicts (enqueue them with
-    tasks.notify); without it they are logged only."""
+    tasks.notify); without it they are logged only. `containment=True` turns on the fast path of
+    config/watcher.yaml's containment policies for this environment (`vvops watch` does; a `Containment` object
+    may be passed instead): it runs right after the store sink, before Prefect events."""
     wcfg = watcher_config or load_watcher_config()
     rpc_urls, contracts, chain_id, confirmations, deployed_at, cfg = _resolve_targets(
         environment, rpc_urls, contracts, chain_id, confirmations, wcfg)
@@ -412,7 +432,18 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
     store_sink = StoreAlertSink(engine, alert_service=service, on_notifications=on_notifications)
     rest: list[AlertSink] = list(sinks or [])
     if emit_events:
-        rest.insert(0, PrefectEventSink())
+        rest.insert(0, PrefectEventSink(warm_up={"prefect.resource.id": f"vv.watcher.{environment}",
+                                                 "vv.chain": environment, "vv.chain_id": str(chain_id)}))
+    contain = _containment(containment, engine=engine, rpc_urls=rpc_urls, chain_id=chain_id, environment=environment,
+                           wcfg=wcfg, contracts=contracts, rpc_timeout_s=f.rpc_timeout_s)
+    if contain is not None:
+        rest.insert(0, contain)
+        block_hook = on_block
+
+        def on_block(block: BlockData, raised: list) -> None:  # noqa: F811 - the caller's hook, then a refresh
+            if block_hook:
+                block_hook(block, raised)
+            contain.on_block()
     watcher = ChainWatcher(engine=engine, chain_id=chain_id, environment=environment, rpc=rpc, contracts=contracts,
                            wcfg=wcfg, sink=FanoutSink(store_sink, *rest), confirmations=confirmations,
                            start=wcfg.chain(environment).start, deployed_at_block=deployed_at, on_block=on_block,
@@ -423,9 +454,14 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
         heads = HeadNotifier(rpc_urls, stale_after_s=max(3.0, 3 * f.poll_interval_s)).start()
     if ready:
         ready(watcher)
+    watcher.containment = contain  # type: ignore[attr-defined]
     try:
         return watcher.run(stop_event, notifier=heads)
     finally:
+        if contain is not None:
+            contain.stop()
+            if containment is True:
+                contain.rpc.close()
         if heads:
             heads.stop()
         if notifier is not None:
@@ -433,6 +469,29 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
         rpc.close()
         if own_engine:
             engine.dispose()
+
+
+def _containment(containment: Any, *, engine: Engine, rpc_urls: list[str], chain_id: int, environment: str,
+                 wcfg: WatcherConfig, contracts: dict[str, str], rpc_timeout_s: float) -> Any:
+    """The started fast path (its own RPC client, so refreshes never wait behind the watcher's reads), or None."""
+    if containment is False or containment is None:
+        return None
+    if containment is not True:
+        return containment.start()
+    from vvops.watcher.containment import Containment
+
+    rpc = RpcClient(rpc_urls, timeout_s=rpc_timeout_s)
+    try:
+        contain = Containment.from_config(engine=engine, rpc=rpc, chain_id=chain_id, environment=environment,
+                                          settings=wcfg.containment, contracts=contracts)
+    except Exception as error:  # noqa: BLE001 - no signer: alerts still flow; incident-response pauses
+        log.error("containment fast path off on %s: %s", environment, error)
+        contain = None
+    if contain is None:
+        rpc.close()
+        return None
+    log.warning("containment fast path on for %s: %s", environment, ", ".join(sorted(contain.targets)))
+    return contain.start()
 
 
 def _alert_service(engine: Engine, environment: str, cfg: Any) -> Any:

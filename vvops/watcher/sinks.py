@@ -204,9 +204,23 @@ def _refresh_block_annotations(row: Alert, alert: WatcherAlert) -> None:
 class PrefectEventSink(PerAlertSink):
     """Emits `vv.alert.<severity>` Prefect events (needs a reachable Prefect API; failures are logged, not raised)."""
 
-    def __init__(self, *, emit: Callable[..., Any] | None = None):
+    def __init__(self, *, emit: Callable[..., Any] | None = None, warm_up: dict[str, str] | None = None):
         self._emit = emit
         self.emitted = 0
+        if warm_up is not None:
+            self.warm_up(warm_up)
+
+    def warm_up(self, resource: dict[str, str]) -> None:
+        """Import Prefect's event client and open its connection now, with a `vv.watcher.started` event, so the
+        first alert does not pay the import (1.5-5 s) and the connection set-up."""
+        if self._emit is None:
+            from prefect.events import emit_event
+
+            self._emit = emit_event
+        try:
+            self._emit(event="vv.watcher.started", resource=resource)
+        except Exception as error:  # noqa: BLE001 - the API may be down at start; alerts retry per event
+            log.warning("could not emit vv.watcher.started: %s", error)
 
     @staticmethod
     def event_for(alert: WatcherAlert) -> dict[str, Any]:
@@ -228,6 +242,8 @@ class PrefectEventSink(PerAlertSink):
         return {"event": f"vv.alert.{alert.severity.lower()}", "resource": resource, "payload": alert.to_dict()}
 
     def fire(self, alert: WatcherAlert) -> bool:
+        if alert.annotations.get("expected_action"):
+            return False   # raised by a transaction we sent (e.g. the containment pause): no incident for it
         emit = self._emit
         if emit is None:
             from prefect.events import emit_event as emit
