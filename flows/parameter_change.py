@@ -1,7 +1,7 @@
 """Protocol Operations / Parameter Change Process, end to end on the chain.
 
-validate bounds and type → impact analysis on an anvil snapshot (health checks and invariants before/after,
-reverted afterwards) → approval (parameter_change policy: ops_lead, proposer excluded) → governance submission
+validate bounds and type → impact analysis on a throwaway anvil fork of the chain (health checks and invariants
+before/after; nothing touches the chain itself; "not simulated" said plainly when no fork can be made) → approval (parameter_change policy: ops_lead, proposer excluded) → governance submission
 (timelock.schedule, key `parameter_change:<run>:schedule`) → wait for the delay (devnet: time travel) →
 execute (`...:execute`) → post-change verification (value read back, no health check worse than before) → on
 failure roll back to the previous value through the same timelock path (`...:rollback:schedule/execute`) and
@@ -21,12 +21,13 @@ from prefect import flow, get_run_logger
 
 from tasks.chain import contract_state_outcomes, read_contract_state
 from tasks.contract_slots import hold_contract_slots
-from tasks.governance import procedure_update, run_through_timelock, simulate_on_snapshot
+from tasks.governance import procedure_update, run_through_timelock
+from tasks.simulation import simulate_on_fork
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
 from tasks.store import audit, current_flow_run_id, open_incident
 from vvops.chain.abi import contract_abi
-from vvops.procedures.impact import ImpactReport, diff_health
+from vvops.procedures.impact import ImpactReport, diff_health, not_simulated
 from vvops.procedures.parameters import ProposalRejected, validate_parameter_change
 
 PROCEDURE = "parameter_change"
@@ -44,6 +45,14 @@ def _outcome_dicts(environment: str, state: dict[str, Any]) -> list[dict[str, An
 def _health(environment: str, contract: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     state = read_contract_state(environment=environment, contract=contract)
     return state["values"], _outcome_dicts(environment, state)
+
+
+def _impact(environment: str, contract: str, setter_data: str) -> ImpactReport:
+    sim = simulate_on_fork(environment=environment, contract=contract, calls=[{"to": contract, "data": setter_data}])
+    if not sim["simulated"]:
+        return not_simulated(sim["not_simulated"])
+    return diff_health(before_values=sim["before"], after_values=sim["after"], outcomes_before=sim["outcomes_before"],
+                       outcomes_after=sim["outcomes_after"], error=sim["error"])
 
 
 def _verify(*, environment: str, contract: str, getter: str, expected: int, values_before: dict[str, Any],
@@ -102,37 +111,31 @@ def parameter_change(
             return {"status": "no_change", "contract": contract, "parameter": parameter, "current_value": current,
                     "new_value": proposal.new_value}
 
-        # 2. Technical impact analysis on a snapshot
+        # 2. Technical impact analysis on a throwaway fork of the chain
         setter_data = "0x" + abi.encode_call(spec.setter, proposal.new_value).hex()
-        if cfg.env.uses_devnet:
-            sim = simulate_on_snapshot(environment=environment, contract=contract,
-                                       calls=[{"to": contract, "data": setter_data}])
-            impact = diff_health(before_values=sim["before"], after_values=sim["after"],
-                                 outcomes_before=sim["outcomes_before"], outcomes_after=sim["outcomes_after"],
-                                 error=sim["error"])
-        else:
-            impact = ImpactReport(error=None)
-            logger.warning("%s: no anvil node to simulate on; impact analysis limited to bounds", environment)
+        impact = _impact(environment, contract, setter_data)
         impact_md = impact.markdown(f"Impact of {subject} {current} → {proposal.new_value}")
         publish_markdown(key="parameter-change-impact", description=f"{subject}: {impact.summary()}"[:500],
                          markdown=impact_md)
         audit(actor="ops", action="parameter_change.impact_analysed", subject=subject,
-              details={"ok": impact.ok, "summary": impact.summary(),
+              details={"ok": impact.ok, "simulated": impact.simulated, "summary": impact.summary(),
                        "regressions": [c.check_id for c in impact.regressions]})
         if impact.error:
-            raise ProposalRejected(f"{subject} = {proposal.new_value} fails on a snapshot of the chain: {impact.error}")
+            raise ProposalRejected(f"{subject} = {proposal.new_value} fails on a fork of the chain: {impact.error}")
 
         # 3. Approval (roles and quorum from config, proposer excluded)
         from tasks.approvals import request_approval
 
-        description_md = (f"Set `{subject}` from **{current}** to **{proposal.new_value}** {spec.unit} through the "
+        warning = "" if impact.simulated else f"**⚠ NOT SIMULATED** — {impact.not_simulated_reason}.\n\n"
+        description_md = (f"{warning}Set `{subject}` from **{current}** to **{proposal.new_value}** {spec.unit} through the "
                           f"timelock (bounds [{proposal.minimum}, {proposal.maximum}]).\n\n**Justification:** "
                           f"{justification or '-'}\n\n{impact_md}")
         outcome = request_approval(procedure=PROCEDURE, subject=f"{subject}: {current} → {proposal.new_value}",
                                    risk=risk,
                                    proposer=proposer, description_md=description_md, environment=environment,
                                    details={"contract": contract, "parameter": parameter, "current": str(current),
-                                            "new_value": str(proposal.new_value)},
+                                            "new_value": str(proposal.new_value), "simulated": impact.simulated,
+                                            "impact": impact.summary()},
                                    poll_interval=approval_poll_interval, deadline_seconds=approval_deadline_seconds)
         base = {"contract": contract, "parameter": parameter, "previous_value": current,
                 "new_value": proposal.new_value,

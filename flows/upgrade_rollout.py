@@ -2,10 +2,11 @@
 → post-deployment verification → stabilisation → retrospective.
 
 - Pre-deployment checklist: bytecode (immutables masked) = approved artifact; storage layout compatible
-  (incompatible = hard stop BEFORE any transaction); backup/state snapshot (state JSON + evm_snapshot on anvil +
-  store backup, each a `backups` row); team readiness = an approval (procedure `upgrade_rollout`).
-- Rehearsal on an anvil snapshot: upgrade as the impersonated timelock, smoke checks + invariants + version(),
-  snapshot reverted.
+  (incompatible = hard stop BEFORE any transaction); backup/state snapshot (state JSON + store backup, each a
+  `backups` row; nothing is snapshotted on the chain); team readiness = an approval (procedure `upgrade_rollout`).
+- Rehearsal on a throwaway anvil fork of the chain: upgrade as the impersonated timelock, smoke checks +
+  invariants + version(); the fork is stopped, the chain never sees it. A failed rehearsal stops the rollout;
+  where no fork can be made the go/no-go request says "NOT SIMULATED" plainly and the leads decide.
 - Go/no-go: a second approval (`approval_policy("upgrade_rollout")`: quorum from config).
 - Staged deployment: stages = chains in order (default: the environment). Each: timelock schedule → delay →
   execute `upgradeTo(new)` with keys `upgrade_rollout:<change_id>:<stage>:schedule|execute`, then a checkpoint
@@ -63,6 +64,15 @@ def _checklist_md(contract: str, address: str, artifact: str, current: str | Non
             f"({artifact})\n\n{lines}\n{extra}\n\n**{verdict}**\n")
 
 
+def _rehearsal_md(rehearsal: dict[str, Any]) -> str:
+    if not rehearsal["simulated"]:
+        return (f"**⚠ Rehearsal NOT SIMULATED** — {rehearsal['not_simulated']}. No fork of the chain could be made: "
+                "approving means upgrading without a rehearsal.")
+    fork = rehearsal.get("fork") or {}
+    return (f"Rehearsal on a fork of {fork.get('source')} at block {fork.get('block')}: "
+            + ", ".join(f"{k}: {'✅' if v else '❌'}" for k, v in rehearsal["checks"].items()))
+
+
 @flow(name="upgrade-rollout", log_prints=True)
 def upgrade_rollout(
     proposer: str,
@@ -115,24 +125,23 @@ def upgrade_rollout(
         checklist["team readiness confirmed"] = readiness["approved"]
         audit(actor=proposer, action="upgrade.checklist", subject=f"{contract} -> {address}",
               details={**base_details, "checklist": checklist, "snapshot": {k: snap[k] for k in
-                       ("block", "evm_snapshot", "state_sha256", "store_backup_sha256")}})
+                       ("block", "state_sha256", "store_backup_sha256")}})
         if not readiness["approved"]:
             raise RuntimeError(f"upgrade stopped: team readiness not confirmed ({readiness.get('reason')})")
 
-        # ---- rehearsal on a snapshot
+        # ---- rehearsal on a throwaway fork
         rehearsal = rehearse_upgrade(environment=environment, contract=contract, new_implementation=address,
                                      expected_version=expected_version)
         audit(actor=proposer, action="upgrade.rehearsal", subject=f"{contract} -> {address}",
               details={"change_id": change_id, **rehearsal})
-        if not rehearsal["ok"]:
+        if rehearsal["simulated"] and not rehearsal["ok"]:
             raise RuntimeError(f"upgrade stopped: rehearsal failed ({rehearsal.get('error') or rehearsal['checks']})")
 
         # ---- go/no-go
         go = _approve(kind="go/no-go", change_id=change_id, contract=contract, address=address, proposer=proposer,
                       environment=environment, poll_interval=approval_poll_interval,
-                      description_md=summary_md + "\n\nRehearsal on a snapshot: "
-                      + ", ".join(f"{k}: {'✅' if v else '❌'}" for k, v in rehearsal["checks"].items()),
-                      details={**base_details, "rehearsal": rehearsal["checks"]})
+                      description_md=_rehearsal_md(rehearsal) + "\n\n" + summary_md,
+                      details={**base_details, "rehearsal": rehearsal["checks"], "simulated": rehearsal["simulated"]})
         if not go["approved"]:
             audit(actor=proposer, action="upgrade.no_go", subject=f"{contract} -> {address}",
                   details={"change_id": change_id, "reason": go.get("reason")})

@@ -27,11 +27,8 @@ Public API (keyword-only; stable — other procedures build on it):
 - `guardian_pause(*, environment, contract="vault", idempotency_key, signer_role="guardian") -> dict`
     The guardian calls pause() on the contract (exactly-once); verified by reading paused() afterwards.
     Returns the send result plus {"paused": True, "already_paused": bool}; "already_paused" sends nothing.
-- `simulate_on_snapshot(*, environment, contract, calls, sender=None) -> dict`
-    Devnet only: evm_snapshot → read state + health → apply `calls` ([{"to", "data"}], sent by the impersonated
-    `sender`, default the contract owner = the timelock) → read again → evm_revert. Returns {"before",
-    "after", "outcomes_before", "outcomes_after", "reverted", "error"}. Other chains would need an anvil fork
-    of the target (not available offline): raises SimulationUnavailable.
+Simulations (impact analysis, upgrade rehearsal) are not here: they run on a throwaway fork, never on the
+chain these actions go to (`tasks/simulation.py: simulate_on_fork`).
 
 Signers come from vvops.chain.signing.signer_for_role (devnet keys from devnet.json; keystore or Safe
 proposal files elsewhere); keys never reach task parameters, results, logs or artifacts.
@@ -60,17 +57,13 @@ ZERO32 = "0x" + "00" * 32
 PERMANENT = (ActionReverted, ActionReplaced, ActionStuck, IdempotencyConflict, SigningError)
 
 __all__ = ["send_action", "schedule_on_timelock", "wait_for_timelock_delay", "execute_on_timelock",
-           "guardian_pause", "simulate_on_snapshot", "run_through_timelock", "timelock_call", "operation_id",
-           "read_view", "TimelockNotReady", "SimulationUnavailable", "ActionError", "ActionReverted",
+           "guardian_pause", "run_through_timelock", "timelock_call", "operation_id",
+           "read_view", "TimelockNotReady", "ActionError", "ActionReverted",
            "ActionReplaced", "ActionStuck", "IdempotencyConflict"]
 
 
 class TimelockNotReady(RuntimeError):
     """The timelock operation is not ready within the allowed wait (or is not scheduled at all)."""
-
-
-class SimulationUnavailable(RuntimeError):
-    """Impact simulation needs an anvil node (the devnet, or a fork of the target chain)."""
 
 
 def _retry_transient(task, task_run, state) -> bool:
@@ -273,73 +266,6 @@ def guardian_pause(*, environment: str, contract: str = "vault", idempotency_key
     if result["status"] == "mined" and not paused:
         raise ActionError(f"{contract}.pause() mined in block {result['block_number']} but paused() is false")
     return {**result, "paused": paused, "already_paused": False}
-
-
-def _state_and_outcomes(environment: str, contract: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from tasks.chain import contract_state_outcomes, read_contract_state
-
-    state = read_contract_state.fn(environment=environment, contract=contract)
-    outcomes = contract_state_outcomes(environment, state, open_incident=False)
-    return state, [{"id": o.id, "status": o.status, "message": o.message,
-                    "value": o.value if isinstance(o.value, (int, float, str, bool, type(None))) else str(o.value)}
-                   for o in outcomes]
-
-
-@task(name="simulate-on-snapshot", cache_policy=NO_CACHE)
-def simulate_on_snapshot(*, environment: str, contract: str, calls: list[dict[str, Any]],
-                         sender: str | None = None) -> dict[str, Any]:
-    """Apply `calls` on an anvil snapshot, read health before/after, then revert the snapshot (see docstring).
-
-    On the `vvops up` devnet the synthetic traffic of the few seconds the simulation takes is reverted too."""
-    cfg = ops_config(environment)
-    if not cfg.env.uses_devnet:
-        raise SimulationUnavailable(f"{environment}: impact simulation needs an anvil node (fork the chain with "
-                                    "`anvil --fork-url` and run it against that environment)")
-    address = _address(environment, contract)
-    state_before, outcomes_before = _state_and_outcomes(environment, contract)
-    sender = to_checksum_address(sender or state_before["values"].get("owner") or _address(environment, "timelock"))
-    result: dict[str, Any] = {"before": state_before["values"], "outcomes_before": outcomes_before,
-                              "after": None, "outcomes_after": None, "reverted": False, "error": None,
-                              "sender": sender, "contract": contract, "address": address}
-    with rpc_client(environment) as rpc:
-        snap = rpc.call("evm_snapshot")
-        try:
-            rpc.call("anvil_impersonateAccount", [sender])
-            rpc.call("anvil_setBalance", [sender, hex(10**20)])
-            for call in calls:
-                tx_hash = rpc.call("eth_sendTransaction", [{"from": sender, "to": _address(environment, call["to"]),
-                                                            "data": data_hex(call["data"]), "gas": hex(3_000_000)}])
-                receipt = None
-                for _ in range(200):
-                    receipt = rpc.call("eth_getTransactionReceipt", [tx_hash])
-                    if receipt:
-                        break
-                    time.sleep(0.05)
-                if not receipt or int(receipt["status"], 16) != 1:
-                    result["error"] = f"simulated call to {call['to']} reverted or was not mined"
-                    break
-            if result["error"] is None:
-                state_after, outcomes_after = _state_and_outcomes(environment, contract)
-                result["after"], result["outcomes_after"] = state_after["values"], outcomes_after
-        except Exception as exc:  # noqa: BLE001 - report, then revert below
-            from vvops.chain.rpc import RpcError
-
-            if isinstance(exc, RpcError):
-                from vvops.chain.abi import decode_revert
-                from vvops.chain.actions import _revert_data
-
-                decoded = decode_revert(_revert_data(exc))
-                result["error"] = f"simulated call reverted: {decoded}" if decoded.name else str(exc)
-            else:
-                result["error"] = f"{type(exc).__name__}: {exc}"
-        finally:
-            try:
-                rpc.call("anvil_stopImpersonatingAccount", [sender])
-            finally:
-                result["reverted"] = bool(rpc.call("evm_revert", [snap]))
-    if not result["reverted"]:
-        raise SimulationUnavailable(f"evm_revert({snap}) failed: the devnet keeps the simulated change")
-    return result
 
 
 def procedure_update(*, environment: str, procedure: str, step: str, message: str, actor: str | None = None,

@@ -6,6 +6,9 @@ same values come from config/, so a flow also runs under a bare test server.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 
 from prefect.logging import get_run_logger
@@ -53,13 +56,38 @@ def rpc_urls_from_config(environment: str) -> list[str]:
     return [u.get_secret_value() for u in ops_config(environment).env.resolve_rpc_urls(name=environment)]
 
 
-def rpc_client(environment: str) -> RpcClient:
-    """A failover JSON-RPC client for the environment's chain: the chain block's URLs, else config's."""
+# environment → RPC URL of the throwaway fork that reads of that environment go to (see `reading_from`)
+_FORK_RPC: ContextVar[dict[str, str]] = ContextVar("vv_fork_rpc", default={})
+FORK_READ_TIMEOUT_S = 30.0  # a read on a fork may fetch the state it touches from the forked chain
+
+
+@contextmanager
+def reading_from(environment: str, fork_rpc_url: str) -> Iterator[None]:
+    """Inside the block, `rpc_client(environment)` talks to a throwaway fork of that environment's chain, so the
+    tasks that read state and health (`read_contract_state.fn`, ...) read the simulated chain, unchanged."""
+    token = _FORK_RPC.set({**_FORK_RPC.get(), environment: fork_rpc_url})
+    try:
+        yield
+    finally:
+        _FORK_RPC.reset(token)
+
+
+def chain_rpc_urls(environment: str) -> tuple[list[str], float]:
+    """The environment's RPC URLs in priority order (the chain block's, else config's) and the request timeout."""
     from blocks.chain import ChainConnection
 
     block = _load_block(ChainConnection, chain_block_name(environment))
     if block is not None:
-        return RpcClient(block.urls(), timeout_s=block.request_timeout_s)
+        return block.urls(), block.request_timeout_s
     get_run_logger().info("no %s block registered: using RPC URLs from config", chain_block_name(environment))
-    env = ops_config(environment).env
-    return RpcClient(rpc_urls_from_config(environment), timeout_s=env.rpc_timeout_s)
+    return rpc_urls_from_config(environment), ops_config(environment).env.rpc_timeout_s
+
+
+def rpc_client(environment: str) -> RpcClient:
+    """A failover JSON-RPC client for the environment's chain: the chain block's URLs, else config's; inside
+    `reading_from(environment, ...)` the simulation fork's RPC instead."""
+    fork_url = _FORK_RPC.get().get(environment)
+    if fork_url:
+        return RpcClient([fork_url], timeout_s=FORK_READ_TIMEOUT_S, retries_per_url=0)
+    urls, timeout_s = chain_rpc_urls(environment)
+    return RpcClient(urls, timeout_s=timeout_s)

@@ -82,11 +82,10 @@ def check_storage_layout(*, environment: str, contract: str, new_artifact: str) 
 
 @task(name="pre-upgrade-snapshot", **NO_RETRY)
 def pre_upgrade_snapshot(*, environment: str, contract: str, change_id: str) -> dict[str, Any]:
-    """Backup before any transaction: the contract state as JSON (sha256), an evm_snapshot on anvil, and a store
-    backup; each recorded as a `backups` row."""
+    """Backup before any transaction: the contract state as JSON (sha256) and a store backup; each recorded as a
+    `backups` row. Nothing is snapshotted on the chain itself (someone watches it; rehearsals run on a fork)."""
     from vvops.resilience.backup import backup_store, write_checksum_sidecar
 
-    cfg = ops_config(environment)
     with session_scope(store_engine()) as session:
         taken = session.scalars(select(Backup).where(Backup.kind == "chain-state").order_by(Backup.id)).all()
         taken = [b for b in taken if (b.details or {}).get("change_id") == change_id
@@ -95,8 +94,7 @@ def pre_upgrade_snapshot(*, environment: str, contract: str, change_id: str) -> 
             doc = json.loads(Path(taken[0].path).read_text())
             store = session.scalars(select(Backup).where(Backup.kind == "store").order_by(Backup.id)).all()
             store = [b for b in store if (b.details or {}).get("change_id") == change_id]
-            return {"ok": True, "block": doc["block"], "evm_snapshot": taken[0].details.get("evm_snapshot"),
-                    "state_file": taken[0].path, "state_sha256": taken[0].checksum,
+            return {"ok": True, "block": doc["block"], "state_file": taken[0].path, "state_sha256": taken[0].checksum,
                     "store_backup": store[0].path if store else None,
                     "store_backup_sha256": store[0].checksum if store else "", "before": doc["state"],
                     "implementation": doc["implementation"], "reused": True}
@@ -105,7 +103,6 @@ def pre_upgrade_snapshot(*, environment: str, contract: str, change_id: str) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     with rpc_client(environment) as rpc:
         block = int(rpc.call("eth_blockNumber"), 16)
-        evm_snapshot = rpc.call("evm_snapshot") if cfg.env.uses_devnet else None
     state_doc = {"change_id": change_id, "environment": environment, "contract": contract, "block": block,
                  "state": state["values"], "implementation": state["implementation"], "address": state["address"]}
     state_path = out_dir / f"{change_id}-{environment}-{contract}-state.json"
@@ -118,11 +115,11 @@ def pre_upgrade_snapshot(*, environment: str, contract: str, change_id: str) -> 
     write_checksum_sidecar(store_backup)
     with session_scope(store_engine(), immediate=True) as session:
         session.add(Backup(kind="chain-state", path=str(state_path), checksum=state_sha, size=state_path.stat().st_size,
-                           details={"change_id": change_id, "block": block, "evm_snapshot": evm_snapshot,
+                           details={"change_id": change_id, "block": block,
                                     "environment": environment, "contract": contract}))
         session.add(Backup(kind="store", path=str(store_backup.path), checksum=store_backup.sha256,
                            size=store_backup.size, details={"change_id": change_id, "purpose": "pre-upgrade"}))
-    return {"ok": True, "block": block, "evm_snapshot": evm_snapshot, "state_file": str(state_path),
+    return {"ok": True, "block": block, "state_file": str(state_path),
             "state_sha256": state_sha, "store_backup": str(store_backup.path), "store_backup_sha256": store_backup.sha256,
             "before": state["values"], "implementation": state["implementation"]}
 
@@ -161,14 +158,18 @@ def health_problems(environment: str, state: dict[str, Any], *, expected_impleme
 
 @task(name="rehearse-upgrade", **NO_RETRY)
 def rehearse_upgrade(*, environment: str, contract: str, new_implementation: str, expected_version: str) -> dict[str, Any]:
-    """On an anvil snapshot: upgrade as the impersonated owner (the timelock), read state, smoke checks and
-    invariants, version(); then revert the snapshot (tasks/governance.simulate_on_snapshot)."""
-    from tasks.governance import simulate_on_snapshot
+    """On a throwaway fork of the chain (tasks/simulation.simulate_on_fork): upgrade as the impersonated owner (the
+    timelock), read state, smoke checks and invariants, version(); the fork is then stopped. Nothing touches the
+    chain itself. `simulated` False (with `not_simulated`, the reason) when no fork could be made."""
+    from tasks.simulation import simulate_on_fork
 
     cfg = ops_config(environment)
     artifact = cfg.contract(contract).artifact
-    sim = simulate_on_snapshot.fn(environment=environment, contract=contract,
-                                  calls=[{"to": contract, "data": upgrade_call(artifact, new_implementation)}])
+    sim = simulate_on_fork.fn(environment=environment, contract=contract,
+                              calls=[{"to": contract, "data": upgrade_call(artifact, new_implementation)}])
+    if not sim["simulated"]:
+        return {"ok": False, "simulated": False, "not_simulated": sim["not_simulated"], "checks": {}, "error": None,
+                "version_after": None, "implementation_after": None, "problems": [], "fork": None}
     after = sim.get("after") or {}
     before = sim.get("before") or {}
     problems = [f"{o['id']}: {o['message']}" for o in (sim.get("outcomes_after") or [])
@@ -178,10 +179,10 @@ def rehearse_upgrade(*, environment: str, contract: str, new_implementation: str
                              implementation=after.get("implementation"), expected_version=expected_version,
                              version=after.get("version"), before=before, after=after, invariants_ok=invariants_ok,
                              health_problems=problems)
-    ok = sim.get("error") is None and cp.ok and sim.get("reverted")
-    return {"ok": bool(ok), "checks": cp.checks, "error": sim.get("error"), "reverted": sim.get("reverted"),
+    ok = sim.get("error") is None and cp.ok
+    return {"ok": bool(ok), "simulated": True, "not_simulated": None, "checks": cp.checks, "error": sim.get("error"),
             "version_after": after.get("version"), "implementation_after": after.get("implementation"),
-            "problems": problems}
+            "problems": problems, "fork": sim.get("fork")}
 
 
 # --------------------------------------------------------------------------- staged deployment

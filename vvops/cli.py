@@ -70,7 +70,7 @@ def _operator_error_message(exc: Exception) -> str | None:
     """What to print for a failure an operator can fix (bad config, a service not up): no traceback."""
     from vvops.cli_params import ParameterError
     from vvops.config import ConfigError
-    from vvops.devnet.anvil import AnvilError
+    from vvops.chain.anvil import AnvilError
     from vvops.devnet.service import DevnetError
     from vvops.services import ServiceError
     from vvops.store.db import StoreError

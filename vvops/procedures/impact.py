@@ -3,7 +3,9 @@
 `diff_health(before_values=, after_values=, outcomes_before=, outcomes_after=)` compares two readings of a
 contract (getter → value, and check outcomes as dicts with id/status/message) and returns an `ImpactReport`:
 the values that changed, the checks whose status changed, and whether anything got worse (`ok`).
-`ImpactReport.markdown(title)` renders it for an artifact or an approval form.
+`ImpactReport.markdown(title)` renders it for an artifact or an approval form. When nothing could be simulated
+(no fork of the chain could be made) `not_simulated(reason)` gives a report that says so plainly: its verdict is
+NOT SIMULATED, never "no health check got worse".
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ class ImpactReport:
     status_changes: list[StatusChange] = field(default_factory=list)
     failing_after: list[StatusChange] = field(default_factory=list)  # not ok after, whether new or not
     error: str | None = None
+    not_simulated_reason: str | None = None  # set: nothing was simulated, the impact is unknown
+
+    @property
+    def simulated(self) -> bool:
+        return self.not_simulated_reason is None
 
     @property
     def regressions(self) -> list[StatusChange]:
@@ -50,9 +57,11 @@ class ImpactReport:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.regressions
+        return self.simulated and self.error is None and not self.regressions
 
     def summary(self) -> str:
+        if not self.simulated:
+            return f"not simulated ({self.not_simulated_reason}): the impact on health checks is unknown"
         if self.error:
             return f"simulation failed: {self.error}"
         changed = ", ".join(f"{c.key} {_fmt(c.before)} → {_fmt(c.after)}" for c in self.value_changes) or "no value changed"
@@ -62,6 +71,10 @@ class ImpactReport:
         return f"{changed}; no health check got worse"
 
     def markdown(self, title: str = "Impact analysis") -> str:
+        if not self.simulated:
+            return "\n".join([f"## {title}", "", f"**Result:** NOT SIMULATED — {self.summary()}.", "",
+                              "No fork of the chain could be made, so this change was not tried anywhere: only its "
+                              "bounds and type were checked. Decide knowing that.", ""])
         lines = [f"## {title}", "", f"**Result:** {'OK' if self.ok else 'ATTENTION'} — {self.summary()}", ""]
         if self.value_changes:
             lines += ["| value | before | after |", "| --- | --- | --- |"]
@@ -76,6 +89,11 @@ class ImpactReport:
         if self.failing_after:
             lines += ["Not ok after the change: " + ", ".join(f"`{c.check_id}` ({c.after})" for c in self.failing_after), ""]
         return "\n".join(lines)
+
+
+def not_simulated(reason: str) -> ImpactReport:
+    """The report of a change that could not be simulated (say so; never report it as harmless)."""
+    return ImpactReport(not_simulated_reason=reason or "no reason given")
 
 
 def _fmt(value: Any) -> str:
