@@ -95,6 +95,31 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
 )
 
 
+def cron_for(spec: DeploymentSpec, schedules: dict[str, str | None]) -> str | None:
+    """The flow's schedule in an environment: the environment's `schedules` entry (None: on demand only)
+    when it names this flow, else the spec's default."""
+    return schedules[spec.flow_name] if spec.flow_name in schedules else spec.cron
+
+
+def unknown_schedule_names(schedules: dict[str, str | None]) -> list[str]:
+    """Names in an environment's `schedules` that are no deployment's flow (a typo would be ignored silently)."""
+    names = {spec.flow_name for spec in DEPLOYMENTS}
+    return sorted(set(schedules) - names)
+
+
+def environment_schedules(environment: str) -> dict[str, str | None]:
+    """The `schedules` of an environment in config/environments.yaml, its flow names checked."""
+    from vvops.config import load_environments
+
+    schedules = dict(load_environments().environments[environment].schedules)
+    unknown = unknown_schedule_names(schedules)
+    if unknown:
+        known = ", ".join(spec.flow_name for spec in DEPLOYMENTS)
+        raise ValueError(f"environments.yaml: environments.{environment}.schedules: no deployment named "
+                         f"{', '.join(unknown)} (choose from {known})")
+    return schedules
+
+
 def spec_for(flow_name: str) -> DeploymentSpec:
     """The spec of a flow by its name, with a clear error listing the names that exist."""
     for spec in DEPLOYMENTS:

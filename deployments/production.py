@@ -11,7 +11,7 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron
 
-from deployments import DEPLOYMENTS
+from deployments import DEPLOYMENTS, cron_for, environment_schedules
 from deployments.prefect_yaml import WORK_POOL
 from vvops.paths import REPO_ROOT
 
@@ -31,13 +31,15 @@ def ensure_work_pool(name: str = WORK_POOL) -> bool:
 def deploy_to_work_pool(*, environment: str, work_pool: str = WORK_POOL) -> list[str]:
     """Register every deployment on the work pool, code pulled from this checkout; returns their names."""
     names = []
+    configured = environment_schedules(environment)
     for spec in DEPLOYMENTS:
+        cron = cron_for(spec, configured)
         flow = Flow.from_source(source=str(REPO_ROOT), entrypoint=spec.entrypoint)
         with contextlib.redirect_stdout(io.StringIO()):  # deploy() prints a table per deployment
             flow.deploy(
                 name=environment,
                 work_pool_name=work_pool,
-                schedules=[Cron(spec.cron, timezone="UTC")] if spec.cron else None,
+                schedules=[Cron(cron, timezone="UTC")] if cron else None,
                 tags=[*spec.tags, environment],
                 parameters={"environment": environment, **spec.parameters},
                 description=spec.description,

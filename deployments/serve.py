@@ -5,14 +5,16 @@ from __future__ import annotations
 from prefect import serve
 from prefect.schedules import Cron
 
-from deployments import DEPLOYMENTS
+from deployments import DEPLOYMENTS, cron_for, environment_schedules
 
 
 def runner_deployments(*, environment: str):
     """One deployment per flow, named after the environment (e.g. `daily-checks/devnet`)."""
     deployments = []
+    configured = environment_schedules(environment)
     for spec in DEPLOYMENTS:
-        schedules = [Cron(spec.cron, timezone="UTC")] if spec.cron else None
+        cron = cron_for(spec, configured)
+        schedules = [Cron(cron, timezone="UTC")] if cron else None
         deployments.append(
             spec.load_flow().to_deployment(
                 name=environment,

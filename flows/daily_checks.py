@@ -11,6 +11,7 @@ from tasks.alerts import raise_alerts_for_outcomes, send_alert_notifications
 from tasks.checklists import checklist_markdown
 from tasks.daily_report import gather_report_context, render_daily_report
 from tasks.notify import notify_summary, run_url
+from tasks.preflight import preflight
 from tasks.reports import publish_check_table, publish_markdown
 from tasks.store import record_check_run
 from vvops.checks import CheckOutcome
@@ -35,6 +36,8 @@ def _run_section(area: str, section, environment: str) -> list[CheckOutcome]:
 @flow(name="daily-checks", log_prints=True)
 def daily_checks(environment: str = "devnet") -> dict:
     """Run every daily check, persist one result per check, alert on failures, report to the UI and Slack."""
+    if (not_ready := preflight(environment)) is not None:
+        return not_ready
     logger = get_run_logger()
     started_at = datetime.now(timezone.utc)
     outcomes: list[CheckOutcome] = []

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from prefect import flow
 
 from tasks.drills import fingerprint_store, last_backup_before, record_drill, restore_and_validate, take_backup
+from tasks.preflight import preflight
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
 from tasks.store import audit
@@ -27,6 +28,8 @@ from tasks.store import audit
 def dr_drill(environment: str = "devnet", operator: str = "dr-drill", use_great_expectations: bool = True,
              with_incident: bool = False) -> dict:
     """Back up, restore into scratch, validate (GE), measure RTO/RPO and record the drill."""
+    if (not_ready := preflight(environment)) is not None:
+        return not_ready
     started_at = datetime.now(timezone.utc)
     stamp = started_at.strftime("%Y%m%dT%H%M%S%f")
     incident_key = None

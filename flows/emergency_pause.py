@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from tasks.chain import read_contract_state
 from tasks.governance import guardian_pause, procedure_update
+from tasks.preflight import preflight
 from tasks.reports import publish_markdown
 from tasks.runtime import store_engine
 from tasks.store import STORE_RETRIES, audit, current_flow_run_id
@@ -58,6 +59,8 @@ def emergency_pause(
     """Circuit breaker: approval per policy (auto for P0), guardian pause exactly once, verified on chain.
     `idempotency_key` (incident-response passes the containment key of its alert): when the watcher's fast path
     already sent the pause under that key, the flow follows it to its receipt and records it, sending nothing."""
+    if (not_ready := preflight(environment)) is not None:
+        return not_ready
     logger = get_run_logger()
     run_id = current_flow_run_id() or "local"
     key = idempotency_key or f"{PROCEDURE}:{run_id}:pause"

@@ -37,6 +37,7 @@ from pydantic import Field
 from tasks.incidents import (activate_rpc_failover, add_event, commander_for, notify_quietly, page_responders,
                              preserve_evidence, sweep_status_reminders, thread_key, update_incident,
                              verify_recovery, write_incident_report)
+from tasks.preflight import preflight
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
 from tasks.store import audit, open_incident
@@ -99,6 +100,8 @@ def incident_response(
 ) -> dict:
     """Run the playbook's incident response; see the module docstring. With `wait_for_people=False` and no
     acknowledgement/resolution given, the run stops after containment and leaves the incident open."""
+    if (not_ready := preflight(environment)) is not None:
+        return not_ready
     logger = get_run_logger()
     cfg = ops_config(environment)
     alert_data = parse_alert(alert)

@@ -16,6 +16,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from tasks.checklists import checklist_markdown
+from tasks.preflight import preflight
 from tasks.reports import publish_markdown
 from tasks.reviews import (
     latest_check_result,
@@ -108,6 +109,8 @@ def _post_to_slack(environment: str, report: dict[str, Any]) -> dict[str, Any] |
 @flow(name="monthly-review", log_prints=True)
 def monthly_review(environment: str = "devnet", as_of: datetime | None = None, notify_slack: bool = True) -> dict:
     """The review of the calendar month before `as_of` (default: now)."""
+    if (not_ready := preflight(environment)) is not None:
+        return not_ready
     cfg = ops_config(environment)
     moment = as_of or datetime.now(timezone.utc)
     start, end = month_bounds(moment)

@@ -15,11 +15,14 @@ from flows.approval_sweep import approval_escalation_sweep
 from flows.incident_response import incident_reminder_sweep
 from flows.stabilisation_checks import stabilisation_checks
 from tasks.notify import slack_outbox_drain
+from tasks.preflight import preflight
 
 
 @flow(name="ops-sweep", log_prints=True)
 def ops_sweep(environment: str = "devnet") -> dict:
     """Run each sweep; one failing sweep is reported and never stops the others."""
+    if (not_ready := preflight(environment)) is not None:
+        return not_ready
     logger = get_run_logger()
     results: dict = {}
     sweeps = (

@@ -22,6 +22,7 @@ from prefect import flow, get_run_logger
 from tasks.chain import contract_state_outcomes, read_contract_state
 from tasks.contract_slots import hold_contract_slots
 from tasks.governance import procedure_update, run_through_timelock
+from tasks.preflight import preflight
 from tasks.simulation import simulate_on_fork
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
@@ -81,6 +82,8 @@ def parameter_change(
     slot_wait_seconds: float | None = 3600,
 ) -> dict:
     """Change one bounded parameter through the timelock, with impact analysis, approval, verification, rollback."""
+    if (not_ready := preflight(environment)) is not None:
+        return not_ready
     logger = get_run_logger()
     cfg = ops_config(environment)
     subject = f"{contract}.{parameter}"

@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from flows.emergency_pause import incident_timeline_event
 from tasks.chain import read_contract_state
 from tasks.governance import procedure_update, run_through_timelock
+from tasks.preflight import preflight
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
 from tasks.store import audit, current_flow_run_id
@@ -32,6 +33,8 @@ def unpause(
     approval_deadline_seconds: float | None = None,
 ) -> dict:
     """Two leads approve, then the timelock (owner) unpauses; verified on chain."""
+    if (not_ready := preflight(environment)) is not None:
+        return not_ready
     logger = get_run_logger()
     run_id = current_flow_run_id() or "local"
     cfg = ops_config(environment)

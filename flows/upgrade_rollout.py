@@ -30,6 +30,7 @@ from prefect.logging import get_run_logger
 from prefect.transactions import transaction
 
 from tasks.contract_slots import hold_contract_slots
+from tasks.preflight import preflight
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
 from tasks.store import audit, current_flow_run_id, open_incident
@@ -87,6 +88,8 @@ def upgrade_rollout(
     slot_wait_seconds: float | None = 3600,
 ) -> dict:
     """Upgrade `contract` to `new_implementation` following the playbook; see the module docstring."""
+    if (not_ready := preflight(environment)) is not None:
+        return not_ready
     logger = get_run_logger()
     change_id = change_id or current_flow_run_id() or "manual"
     ops_config(environment)  # validate the configuration before anything else

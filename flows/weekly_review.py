@@ -17,6 +17,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 
 from tasks.checklists import checklist_markdown
+from tasks.preflight import preflight
 from tasks.reports import publish_markdown
 from tasks.reviews import (
     failed_or_late_flow_runs,
@@ -137,6 +138,8 @@ def weekly_review(environment: str = "devnet", now: datetime | None = None,
                   week_ending: datetime | None = None, notify_slack: bool = True) -> dict:
     """The weekly review of the last full week before `now` (default: the current time), or of the seven days
     before `week_ending` when given."""
+    if (not_ready := preflight(environment)) is not None:
+        return not_ready
     moment = (now or datetime.now(timezone.utc))
     moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
     if week_ending is not None:

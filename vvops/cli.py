@@ -154,6 +154,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--profile", choices=("embedded", "production"), default="embedded",
                     help="embedded: SQLite, deployments served in-process; production: PostgreSQL, work pool and workers")
     up.add_argument("--workers", type=_int_at_least(1, 64), default=2, help="production profile: number of workers (default 2)")
+    up.add_argument("--prefect-api-url", default=None, metavar="URL",
+                    help="use this existing Prefect server (or Prefect Cloud workspace) instead of starting one; "
+                         "credentials from PREFECT_API_KEY or PREFECT_API_AUTH_STRING")
     up.set_defaults(handler=_cmd_up)
 
     run = sub.add_parser("run", help="run one flow now and wait for it")
@@ -165,6 +168,8 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="say what is up")
     status.add_argument("--port", type=_PORT, default=DEFAULT_PREFECT_PORT)
+    status.add_argument("--prefect-api-url", default=None, metavar="URL",
+                        help="the Prefect API to report on (default: $PREFECT_API_URL, else the local server on --port)")
     status.set_defaults(handler=_cmd_status)
 
     config = sub.add_parser("config", help="configuration commands").add_subparsers(title="config commands")
@@ -550,12 +555,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
     from vvops.services import Supervisor, apply_prefect_runtime_env, prefect_api_url, start_prefect_server
 
     started = time.monotonic()
-    api_url = prefect_api_url(args.port)
+    external = args.prefect_api_url.rstrip("/") if args.prefect_api_url else None
+    api_url = external or prefect_api_url(args.port)
     apply_prefect_runtime_env(api_url=api_url)
     production = args.profile == "production"
     if production:
-        _apply_production_env()
+        _apply_production_env(own_prefect_server=external is None)
     _require_valid_config(args.environment)
+    if external:
+        _require_external_prefect(external)
     # Clean-up runs on KeyboardInterrupt: make SIGTERM (systemd, kill) take the same path, and re-enable
     # SIGINT, which a shell ignores for a process started in the background with `&`.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -581,10 +589,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
         if args.environment == "devnet" and not args.no_history:
             _seed_demo_history(store_url)
 
-        server, took = start_prefect_server(supervisor, port=args.port)
-        where = f"started in {took:.1f} s, log {server.log}" if server else "already running"
-        database = redact_url(os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL", "SQLite under .vvops/prefect"))
-        print(f"prefect    UI http://127.0.0.1:{args.port}  API {api_url} ({where}; database {database})")
+        if not external:
+            server, took = start_prefect_server(supervisor, port=args.port)
+            where = f"started in {took:.1f} s, log {server.log}" if server else "already running"
+            database = redact_url(os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL", "SQLite under .vvops/prefect"))
+            print(f"prefect    UI http://127.0.0.1:{args.port}  API {api_url} ({where}; database {database})")
 
         from blocks.register import register_blocks
 
@@ -646,10 +655,12 @@ def _seed_demo_history(store_url: str) -> None:
 
 
 def _print_deployments(environment: str, where: str) -> None:
-    from deployments import DEPLOYMENTS
+    from deployments import DEPLOYMENTS, cron_for, environment_schedules
 
+    schedules = environment_schedules(environment)
     for spec in DEPLOYMENTS:
-        print(f"deployment {spec.flow_name + '/' + environment:<28} {spec.cron or 'on demand':<12} {where}")
+        cron = cron_for(spec, schedules)
+        print(f"deployment {spec.flow_name + '/' + environment:<28} {cron or 'on demand':<12} {where}")
 
 
 def _run_embedded(args: argparse.Namespace, started: float, supervisor: Any, restart: dict[str, list[str]]) -> None:
@@ -671,15 +682,27 @@ def _run_embedded(args: argparse.Namespace, started: float, supervisor: Any, res
     serve(*deployments, print_starting_message=False, pause_on_shutdown=False)
 
 
-def _apply_production_env() -> None:
-    """PostgreSQL for the Prefect server and the ops store (local defaults; override with the env variables)."""
+def _apply_production_env(*, own_prefect_server: bool = True) -> None:
+    """PostgreSQL for the ops store and, when we start the Prefect server, for it too (local defaults; override
+    with the env variables). A team's own Prefect server keeps its own database."""
     from vvops.services import ensure_postgres_database
 
-    prefect_db = os.environ.setdefault("PREFECT_API_DATABASE_CONNECTION_URL",
-                                       os.environ.get("VVOPS_PREFECT_DATABASE_URL", PRODUCTION_PREFECT_DB))
-    store_db = os.environ.setdefault("VVOPS_STORE_URL", PRODUCTION_STORE_DB)
-    for url in (prefect_db, store_db):
+    urls = [os.environ.setdefault("VVOPS_STORE_URL", PRODUCTION_STORE_DB)]
+    if own_prefect_server:
+        urls.append(os.environ.setdefault("PREFECT_API_DATABASE_CONNECTION_URL",
+                                          os.environ.get("VVOPS_PREFECT_DATABASE_URL", PRODUCTION_PREFECT_DB)))
+    for url in urls:
         ensure_postgres_database(url)
+
+
+def _require_external_prefect(api_url: str) -> None:
+    """A team's own Prefect server must answer before we register anything on it."""
+    from vvops.services import api_is_healthy, prefect_auth_kind
+
+    if not api_is_healthy(api_url):
+        raise CliError(f"the Prefect API at {api_url} does not answer /health ({prefect_auth_kind()}): check the URL, "
+                       "that the server runs, and PREFECT_API_KEY / PREFECT_API_AUTH_STRING")
+    print(f"prefect    using the existing server at {api_url} ({prefect_auth_kind()}); not starting one")
 
 
 def _log(message: str) -> None:
@@ -713,20 +736,21 @@ def _ensure_contract_limits(environment: str) -> None:
 
 def _run_production(args: argparse.Namespace, supervisor: Any, started: float, restart: dict[str, list[str]]) -> None:
     """Deploy to the process work pool and keep N workers running (restarted when they die)."""
-    from deployments.prefect_yaml import WORK_POOL
+    from deployments.prefect_yaml import configured_work_pool
     from deployments.production import deploy_to_work_pool, ensure_work_pool
     from vvops.services import keep_running
 
-    ensure_work_pool(WORK_POOL)
-    deploy_to_work_pool(environment=args.environment, work_pool=WORK_POOL)
-    _print_deployments(args.environment, f"on work pool {WORK_POOL}")
+    pool = configured_work_pool()
+    ensure_work_pool(pool)
+    deploy_to_work_pool(environment=args.environment, work_pool=pool)
+    _print_deployments(args.environment, f"on work pool {pool}")
     _ensure_automations_when_deployed(args.environment)
     workers = dict(restart)
     for index in range(1, args.workers + 1):
         name = f"worker-{index}"
-        workers[name] = [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--name", f"vvops-{name}"]
+        workers[name] = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--name", f"vvops-{name}"]
         child = supervisor.start(name, workers[name])
-        print(f"worker     vvops-{name} on pool {WORK_POOL} (pid {child.process.pid}, log {child.log})")
+        print(f"worker     vvops-{name} on pool {pool} (pid {child.process.pid}, log {child.log})")
     print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
     keep_running(supervisor, restart=workers)
 
@@ -767,6 +791,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{spec.flow_name}: {summary['state']} (flow run {summary['flow_run_id']})")
         if summary.get("error"):
             print(f"  {summary['error']}")
+        if summary.get("message") and summary["message"] not in summary.get("error", ""):
+            print(f"  {summary['message']}")
         for check in summary.get("checks", []):
             print(f"  {check['status']:<5} {check['id']}: {check.get('message', '')}")
     return monitoring_exit_code(summary)
@@ -817,6 +843,8 @@ class _one_line_flow_errors:
 def run_summary(state: Any, result: Any) -> dict[str, Any]:
     """What `vvops run --json` prints: the run's id and state plus whatever the flow summarised."""
     summary: dict[str, Any] = {"flow_run_id": str(state.state_details.flow_run_id), "state": state.type.value}
+    if not state.is_completed() and state.message:
+        summary["message"] = state.message
     if isinstance(result, dict):
         summary.update({k: v for k, v in result.items() if k not in summary})
     elif isinstance(result, BaseException):
@@ -840,10 +868,11 @@ def monitoring_exit_code(summary: dict[str, Any]) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from vvops.services import api_is_healthy, prefect_api_url
+    from vvops.services import api_is_healthy, prefect_api_url, prefect_auth_kind
 
-    api_url = prefect_api_url(args.port)
-    report: dict[str, Any] = {"prefect": {"api_url": api_url, "healthy": api_is_healthy(api_url)}}
+    api_url = (args.prefect_api_url or os.environ.get("PREFECT_API_URL") or prefect_api_url(args.port)).rstrip("/")
+    report: dict[str, Any] = {"prefect": {"api_url": api_url, "auth": prefect_auth_kind(),
+                                          "healthy": api_is_healthy(api_url)}}
     if report["prefect"]["healthy"]:
         report["prefect"]["deployments"] = _deployment_names(api_url)
     from vvops.devnet.service import devnet_status
@@ -863,8 +892,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _deployment_names(api_url: str) -> list[str]:
     import httpx
 
-    response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=5)
-    flows = {f["id"]: f["name"] for f in httpx.post(f"{api_url}/flows/filter", json={"limit": 200}, timeout=5).json()}
+    from vvops.services import prefect_api_headers
+
+    headers = prefect_api_headers()
+    response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, headers=headers, timeout=5)
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{api_url}/flows/filter", json={"limit": 200}, headers=headers,
+                                                    timeout=5).json()}
     return sorted(f"{flows.get(d['flow_id'], '?')}/{d['name']}" for d in response.json())
 
 

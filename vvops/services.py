@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -54,9 +55,30 @@ def die_with_parent() -> None:
         pass
 
 
+def prefect_api_headers() -> dict[str, str]:
+    """The credentials Prefect's own client sends, for our plain HTTP calls to the API: Prefect Cloud's API key
+    (PREFECT_API_KEY, bearer) or a self-hosted server's basic auth (PREFECT_API_AUTH_STRING, `user:password`)."""
+    key = os.environ.get("PREFECT_API_KEY")
+    if key:
+        return {"Authorization": f"Bearer {key}"}
+    auth_string = os.environ.get("PREFECT_API_AUTH_STRING")
+    if auth_string:
+        return {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()}
+    return {}
+
+
+def prefect_auth_kind() -> str:
+    """How we authenticate to the Prefect API, for status lines (never the credential itself)."""
+    if os.environ.get("PREFECT_API_KEY"):
+        return "API key from $PREFECT_API_KEY"
+    if os.environ.get("PREFECT_API_AUTH_STRING"):
+        return "basic auth from $PREFECT_API_AUTH_STRING"
+    return "no credentials"
+
+
 def api_is_healthy(api_url: str, *, timeout: float = 2.0) -> bool:
     try:
-        return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
+        return httpx.get(f"{api_url}/health", headers=prefect_api_headers(), timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -17,6 +17,7 @@ from .loader import (
     devnet_rpc_url,
     load_config,
     load_devnet_json,
+    load_environments,
     resolve_deployment,
 )
 from .oncall import OnCall, Shift, upcoming_shifts, who_is_on_call

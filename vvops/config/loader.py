@@ -849,3 +849,16 @@ def resolve_deployment(cfg: OpsConfig, contract: str, devnet_json: dict | None =
         approved_implementations=tuple(devnet_address(v, devnet_json) for v in dep.approved_implementations),
         expect=dict(dep.expect),
     )
+
+
+def load_environments(config_dir: Path | None = None) -> EnvironmentsFile:
+    """environments.yaml alone, validated: what deployments need (every environment and its schedules)
+    without loading the files that only a flow run of one environment reads. Raises ConfigError."""
+    config_dir = Path(config_dir) if config_dir is not None else paths.config_dir()
+    problems: list[ConfigProblem] = []
+    data = _read_yaml(config_dir / "environments.yaml", "environments.yaml", problems)
+    model = _validate(EnvironmentsFile, data, "environments.yaml", problems) if data is not None else None
+    if problems or model is None:
+        raise ConfigError(problems)
+    assert isinstance(model, EnvironmentsFile)
+    return model

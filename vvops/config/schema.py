@@ -260,6 +260,29 @@ class SafeSettings(Frozen):
     """MultiSend library (batches); devnet: from-devnet:safe.multi_send."""
 
 
+def _flow_name(v: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", v):
+        raise problem(f"{v!r} is not a flow name", "use a deployment's flow name such as daily-checks")
+    return v
+
+
+def _cron_or_off(v: Any) -> str | None:
+    from .cron import CronError, check_cron
+
+    if v is None or v is False or (isinstance(v, str) and v.strip().lower() == "off"):
+        return None
+    if not isinstance(v, str):
+        raise problem(f"{v!r} is not a cron expression", "write a quoted five-field cron such as '0 6 * * *', or off")
+    try:
+        return check_cron(v)
+    except CronError as exc:
+        raise problem(str(exc), "write a five-field cron such as '0 6 * * *' (UTC), or off for on demand") from None
+
+
+FlowName = Annotated[str, AfterValidator(_flow_name)]
+CronOrOff = Annotated[str | None, BeforeValidator(_cron_or_off)]
+
+
 class Environment(Frozen):
     """One chain the vault runs on."""
 
@@ -273,6 +296,9 @@ class Environment(Frozen):
     description: str = ""
     safe: SafeSettings | None = None
     """A Safe holding the timelock's proposer role: procedures go through its owners' confirmations."""
+    schedules: dict[FlowName, CronOrOff] = {}
+    """Per-flow schedule for this environment's deployments: a cron (UTC), or `off` for on demand only.
+    A flow not listed keeps its default (deployments/__init__.py)."""
 
     @property
     def uses_devnet(self) -> bool:
