@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.slack_fixtures",
     "tests.fixtures.approval_fixtures",
     "tests.fixtures.safe_fixtures",
+    "tests.fixtures.prometheus_fixtures",
 ]

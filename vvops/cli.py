@@ -157,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--prefect-api-url", default=None, metavar="URL",
                     help="use this existing Prefect server (or Prefect Cloud workspace) instead of starting one; "
                          "credentials from PREFECT_API_KEY or PREFECT_API_AUTH_STRING")
+    up.add_argument("--metrics-port", type=_int_at_least(0, 65534), default=9470,
+                    help="Prometheus /metrics of the ops exporter (default 9470; 0: none); the watcher's on the next port")
     up.set_defaults(handler=_cmd_up)
 
     run = sub.add_parser("run", help="run one flow now and wait for it")
@@ -206,7 +208,17 @@ def _parser() -> argparse.ArgumentParser:
 
     watch = sub.add_parser("watch", help="follow the chain block by block and raise alerts (foreground)")
     watch.add_argument("--environment", "-e", default="devnet")
+    watch.add_argument("--metrics-port", type=_int_at_least(0, 65535), default=9471,
+                       help="Prometheus /metrics port (default 9471; 0: none)")
+    watch.add_argument("--metrics-host", default="127.0.0.1")
     watch.set_defaults(handler=_cmd_watch)
+
+    exporter = sub.add_parser("metrics-endpoint", help="serve the store and Prefect as Prometheus /metrics and "
+                                                       "receive Alertmanager webhooks (foreground)")
+    exporter.add_argument("--host", default="127.0.0.1")
+    exporter.add_argument("--port", type=_PORT, default=9470)
+    exporter.add_argument("--environment", "-e", default="devnet")
+    exporter.set_defaults(handler=_cmd_metrics_endpoint)
 
     checklist = sub.add_parser("checklist", help="team activities of a cadence (standup, reviews, ...)").add_subparsers(
         title="checklist commands")
@@ -375,7 +387,14 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stats = run_watcher(environment=args.environment, stop_event=stop, containment=True)
+    metrics = None
+    if args.metrics_port:
+        from vvops.observability.exporter import serve_registry
+        from vvops.observability.watcher_metrics import WatcherMetrics
+
+        metrics = WatcherMetrics()
+        serve_registry(metrics.registry, args.metrics_host, args.metrics_port)
+    stats = run_watcher(environment=args.environment, stop_event=stop, containment=True, metrics=metrics)
     print(f"watcher stopped: {stats}")
     return 0
 
@@ -528,6 +547,33 @@ def _cmd_slack_endpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_metrics_endpoint(args: argparse.Namespace) -> int:
+    from vvops.services import apply_prefect_runtime_env
+
+    env = apply_prefect_runtime_env()
+    _require_valid_config(args.environment)
+    from vvops.observability.exporter import serve_exporter
+
+    serve_exporter(args.host, args.port, environment=args.environment, store_url=_store_url(),
+                   prefect_api_url=env["PREFECT_API_URL"])
+    return 0
+
+
+def _start_metrics_endpoint(args: argparse.Namespace, supervisor: Any) -> list[str] | None:
+    """The ops exporter (store + Prefect metrics, Alertmanager webhook); its argv for restarts, or None."""
+    from vvops.observability.exporter import port_is_free
+
+    if not args.metrics_port or not port_is_free("127.0.0.1", args.metrics_port):
+        print(f"metrics    exporter off: port {args.metrics_port} is not free (--metrics-port)")
+        return None
+    argv = [sys.executable, "-m", "vvops.cli", "metrics-endpoint", "--port", str(args.metrics_port),
+            "-e", args.environment]
+    child = supervisor.start("metrics-endpoint", argv)
+    print(f"metrics    http://127.0.0.1:{args.metrics_port}/metrics (store, Prefect), watcher's on "
+          f":{args.metrics_port + 1} (log {child.log})")
+    return argv
+
+
 # --- blocks -------------------------------------------------------------------------------------------
 
 
@@ -600,10 +646,14 @@ def _cmd_up(args: argparse.Namespace) -> int:
         for line in register_blocks(environment=args.environment):
             print(f"blocks     {line}")
         _start_slack_endpoint(args, supervisor)
-        watcher_argv = [sys.executable, "-m", "vvops.cli", "watch", "-e", args.environment]
+        watcher_argv = [sys.executable, "-m", "vvops.cli", "watch", "-e", args.environment,
+                        "--metrics-port", str(args.metrics_port + 1 if args.metrics_port else 0)]
         watcher = supervisor.start("watcher", watcher_argv)
         print(f"watcher    following chain {args.environment} (pid {watcher.process.pid}, log {watcher.log})")
         restart = {"watcher": watcher_argv}
+        exporter_argv = _start_metrics_endpoint(args, supervisor)
+        if exporter_argv:
+            restart["metrics-endpoint"] = exporter_argv
 
         if production:
             _run_production(args, supervisor, started, restart)

@@ -67,6 +67,10 @@ class AlertService:
         self.cfg = cfg
         self.alerting = cfg.alerting
         self.silences = tuple(self.alerting.silences) + tuple(silences)
+        # alerting.yaml `alertmanager.send.mode: instead`: the team's Alertmanager routes and notifies; alerts are
+        # still stored, deduplicated, muted and escalation state kept, but no notification leaves from here
+        interop = getattr(self.alerting, "alertmanager", None)
+        self.routes_elsewhere = bool(interop and interop.send is not None and interop.send.mode == "instead")
         who, roles = oncall_resolvers(cfg)
         self.who_is_on_call = who_is_on_call or who
         self.people_with_role = people_with_role or roles
@@ -315,7 +319,7 @@ class AlertService:
                 if row.status == "resolved":
                     row.resolve_notice_pending = owes_resolve_notice(row)
         out += self._pages(s, rows, now)
-        return out
+        return [] if self.routes_elsewhere else out
 
     def _pages(self, s: Session, rows: list[Alert], now: datetime) -> list[dict[str, Any]]:
         out = []

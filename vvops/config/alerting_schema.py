@@ -18,12 +18,14 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from .schema import (
     WEEKDAYS,
+    EnvVarName,
     Frozen,
     Identifier,
     LocalTime,
     Severity,
     SlackChannelKey,
     TimeZoneName,
+    Url,
     Weekday,
     problem,
 )
@@ -317,6 +319,42 @@ class MaintenanceWindow(Frozen):
         return matches_all(self.matchers, labels)
 
 
+# ---------------------------------------------------------------------------- Alertmanager interop
+
+class AlertmanagerSend(Frozen):
+    """Our alerts to an existing Alertmanager through its v2 API (POST /api/v2/alerts)."""
+
+    url: Url
+    mode: Literal["besides", "instead"] = "besides"
+    """besides: Alertmanager gets our alerts and our own routing notifies too; instead: Alertmanager alone
+    routes and notifies (we still store alerts, open incidents and start procedures)."""
+    resend_interval: Duration = timedelta(seconds=30)
+    """firing alerts are sent again this often (Alertmanager resolves an alert not re-sent in time)"""
+    generator_url: Url = "http://127.0.0.1:4200"
+    """where an alert's "Source" link points: our Prefect UI"""
+    bearer_token_env: EnvVarName | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+
+class AlertmanagerReceive(Frozen):
+    """Alertmanager's webhook (webhook_configs url: http://<us>:9470/api/alertmanager/webhook) into our alerts."""
+
+    enabled: bool = True
+    bearer_token_env: EnvVarName | None = None
+    """when set, a request must carry `Authorization: Bearer <that variable's value>` (and is refused while
+    the variable is unset)"""
+    severity_label: str = "severity"
+    severities: dict[str, Severity] = Field(default_factory=lambda: {
+        "critical": "P1", "error": "P1", "warning": "P2", "info": "P3", "none": "P3"})
+    """the team's severity label values to ours (P0..P3 pass through as they are)"""
+    default_severity: Severity = "P2"
+
+
+class AlertmanagerInterop(Frozen):
+    send: AlertmanagerSend | None = None
+    receive: AlertmanagerReceive = AlertmanagerReceive()
+
+
 # ---------------------------------------------------------------------------- the file
 
 class AlertingFile(Frozen):
@@ -325,6 +363,7 @@ class AlertingFile(Frozen):
     inhibit_rules: tuple[InhibitRule, ...] = ()
     silences: tuple[SilenceSpec, ...] = ()
     maintenance_windows: tuple[MaintenanceWindow, ...] = ()
+    alertmanager: AlertmanagerInterop = AlertmanagerInterop()
 
     @model_validator(mode="after")
     def _root(self) -> AlertingFile:

@@ -54,6 +54,8 @@ class ChainTx:
     to: str
     contract: str
     ok: bool
+    function: str = ""     # ABI function name from the calldata selector ("unknown" when the ABI lacks it)
+    gas_used: int = 0      # from the receipt
 
 
 @dataclass(frozen=True)

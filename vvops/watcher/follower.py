@@ -19,7 +19,7 @@ from typing import Any, Callable
 from eth_utils import to_checksum_address
 
 from vvops.chain.rpc import RpcClient, RpcError, RpcUnavailable, endpoint_label
-from vvops.chain.abi import Abi, contract_abi
+from vvops.chain.abi import Abi, contract_abi, selector
 from vvops.watcher.conditions import BlockData, ChainLog, ChainTx
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,10 @@ class BlockFetcher:
         for name in self.contracts:
             art = artifacts.get(name) or {"vault": "VaultV1", "timelock": "Timelock"}.get(name)
             self.abis[name] = contract_abi(art) if art else Abi([])
+        # calldata selector -> function name per contract, for the per-function metrics
+        self.functions: dict[str, dict[str, str]] = {
+            name: {"0x" + selector(items[0]).hex(): items[0]["name"] for key, items in abi.functions.items() if "(" in key}
+            for name, abi in self.abis.items()}
         self.tvl_contract = tvl_contract if tvl_contract in self.contracts else None
         self.max_log_range = max_log_range
         self.log_range = max_log_range
@@ -244,11 +248,13 @@ class BlockFetcher:
         watched_txs = [(b, tx) for b in raw_blocks for tx in b.get("transactions", [])
                        if isinstance(tx, dict) and (tx.get("to") or "").lower() in self.by_address]
         statuses: dict[str, bool] = {}
+        gas_used: dict[str, int] = {}
         for i in range(0, len(watched_txs), 200):
             chunk = watched_txs[i:i + 200]
             receipts = self.rpc.batch([("eth_getTransactionReceipt", [tx["hash"]]) for _, tx in chunk])
             for (_, tx), r in zip(chunk, receipts):
                 statuses[tx["hash"]] = bool(r) and _int(r.get("status", "0x1")) == 1
+                gas_used[tx["hash"]] = _int(r.get("gasUsed", 0)) if r else 0
         logs_by_block: dict[int, list[ChainLog]] = {}
         block_hash = {_int(b["number"]): b["hash"] for b in raw_blocks}
         for lg in raw_logs:
@@ -279,7 +285,8 @@ class BlockFetcher:
             if tvl is not None:
                 tvl += _delta(block_logs, self.tvl_contract)
             txs = tuple(ChainTx(hash=tx["hash"], sender=to_checksum_address(tx["from"]), to=to_checksum_address(tx["to"]),
-                                contract=self.by_address[tx["to"].lower()], ok=statuses.get(tx["hash"], True))
+                                contract=self.by_address[tx["to"].lower()], ok=statuses.get(tx["hash"], True),
+                                function=self._function(tx), gas_used=gas_used.get(tx["hash"], 0))
                         for bb, tx in watched_txs if bb is b)
             blocks.append(BlockData(number=n, hash=b["hash"], parent_hash=b["parentHash"], timestamp=_int(b["timestamp"]),
                                     logs=block_logs, txs=txs,
@@ -289,6 +296,13 @@ class BlockFetcher:
         if on_progress:
             on_progress(end)
         return blocks
+
+
+    def _function(self, tx: dict[str, Any]) -> str:
+        data = tx.get("input") or tx.get("data") or "0x"
+        if len(data) < 10:
+            return "receive"   # plain transfer: no calldata
+        return self.functions.get(self.by_address[tx["to"].lower()], {}).get(data[:10].lower(), "unknown")
 
 
 def _delta(logs: Any, contract: str | None) -> int:

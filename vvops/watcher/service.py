@@ -77,7 +77,7 @@ class ChainWatcher:
     def __init__(self, *, engine: Engine, chain_id: int, environment: str, rpc: RpcClient, contracts: dict[str, str],
                  wcfg: WatcherConfig, sink: AlertSink, confirmations: int, start: str | int = "latest",
                  deployed_at_block: int | None = None, watcher: str = "events", artifacts: dict[str, str] | None = None,
-                 on_block: Callable[[BlockData, list], None] | None = None):
+                 on_block: Callable[[BlockData, list], None] | None = None, metrics: Any = None):
         self.engine = engine
         self.chain_id = chain_id
         self.environment = environment
@@ -89,6 +89,7 @@ class ChainWatcher:
         self.deployed_at_block = deployed_at_block
         self.watcher = watcher
         self.on_block = on_block
+        self.metrics = metrics   # vvops.observability.WatcherMetrics: one observe_range call per processed range
         chain_cfg = wcfg.chain(environment)
         f = wcfg.follower
         self.fetcher = BlockFetcher(rpc, contracts, artifacts=artifacts, tvl_contract=chain_cfg.tvl_contract,
@@ -282,6 +283,8 @@ class ChainWatcher:
                 for b, block_alerts in raised:
                     self.on_block(b, block_alerts)
             self._commit(blocks)
+            if self.metrics is not None:
+                self.metrics.observe_range(self, blocks, [a for _, r in raised for a in r], time.monotonic() - t0)
             self._primed_at = end
             done += len(blocks)
             self.stats.blocks += len(blocks)
@@ -384,7 +387,7 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
                 sinks: Iterable[AlertSink] | None = None, emit_events: bool = True,
                 use_alert_service: bool = True, on_block: Callable[[BlockData, list], None] | None = None,
                 on_notifications: Callable[[list[dict[str, Any]]], None] | None = None,
-                alert_service: Any = None, containment: Any = False,
+                alert_service: Any = None, containment: Any = False, metrics: Any = None,
                 ready: Callable[[ChainWatcher], None] | None = None) -> WatcherStats:
     """Run the watcher for `environment` until `stop_event` is set; returns its counters.
 
@@ -394,7 +397,8 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
     new alerts. `on_notifications` receives the alerting framework's notification dicts (enqueue them with
     tasks.notify); without it they are logged only. `containment=True` turns on the fast path of
     config/watcher.yaml's containment policies for this environment (`vvops watch` does; a `Containment` object
-    may be passed instead): it runs right after the store sink, before Prefect events."""
+    may be passed instead): it runs right after the store sink, before Prefect events. `metrics`
+    (vvops.observability.WatcherMetrics) counts what each processed range holds."""
     wcfg = watcher_config or load_watcher_config()
     rpc_urls, contracts, chain_id, confirmations, deployed_at, cfg = _resolve_targets(
         environment, rpc_urls, contracts, chain_id, confirmations, wcfg)
@@ -447,7 +451,9 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
     watcher = ChainWatcher(engine=engine, chain_id=chain_id, environment=environment, rpc=rpc, contracts=contracts,
                            wcfg=wcfg, sink=FanoutSink(store_sink, *rest), confirmations=confirmations,
                            start=wcfg.chain(environment).start, deployed_at_block=deployed_at, on_block=on_block,
-                           artifacts=artifacts)
+                           artifacts=artifacts, metrics=metrics)
+    if metrics is not None:
+        metrics.watch(watcher)
     watcher.store_sink = store_sink  # type: ignore[attr-defined]
     heads = None
     if f.mode in ("auto", "ws"):
