@@ -106,7 +106,7 @@ def test_drain_fires_p0_in_prometheus(scraped):
     (p0,) = prom.wait_for('vvops_alerts_firing{job="vvops", severity="P0"} > 0')
     assert float(p0["value"][1]) >= 1
     assert prom.wait_for('vvops_alerts_firing{severity="P1"} > 0')
-    assert prom.query('vvops_store_up{job="vvops"}')[0]["value"][1] == "1"
+    assert prom.wait_for('vvops_store_up{job="vvops"} == 1')
 
 
 def test_watcher_series_after_the_drain(scraped):

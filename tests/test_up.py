@@ -34,12 +34,13 @@ def _wait_for_line(process: subprocess.Popen, needle: str, timeout: float) -> li
 
 
 def test_up_serves_every_deployment_on_its_schedule_and_sigint_stops_everything(tmp_path):
-    port, anvil_port = free_port(), free_port()
+    port, anvil_port, metrics_port = free_port(), free_port(), _free_port_pair()
     env = {**os.environ, "VVOPS_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     for key in ("PREFECT_API_URL", "PREFECT_HOME", "VVOPS_STORE_URL"):
         env.pop(key, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "vvops.cli", "up", "--port", str(port), "--anvil-port", str(anvil_port)],
+        [sys.executable, "-m", "vvops.cli", "up", "--port", str(port), "--anvil-port", str(anvil_port),
+         "--metrics-port", str(metrics_port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     try:
@@ -61,6 +62,9 @@ def test_up_serves_every_deployment_on_its_schedule_and_sigint_stops_everything(
         assert httpx.post(f"http://127.0.0.1:{anvil_port}", json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
                           timeout=5).json()["result"] == "0x7a69"
         assert any("deployment daily-checks/devnet" in line for line in output)
+        # Prometheus endpoints: the exporter (store, Prefect) and the watcher
+        assert "vvops_store_up 1.0" in _wait_for_metric(metrics_port, "vvops_store_up 1.0")
+        assert 'vvops_chain_head_block{chain="devnet"}' in _wait_for_metric(metrics_port + 1, "vvops_chain_head_block")
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
@@ -70,6 +74,30 @@ def test_up_serves_every_deployment_on_its_schedule_and_sigint_stops_everything(
     assert children, "vvops up started no child processes"
     leftovers = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert leftovers == [], [c.cmdline() for c in leftovers]
+
+
+def _free_port_pair() -> int:
+    """A port N with N+1 free too (`vvops up --metrics-port N` puts the watcher's endpoint on N+1)."""
+    from vvops.devnet.anvil import port_is_free
+
+    while True:
+        port = free_port()
+        if port < 65535 and port_is_free(port + 1):
+            return port
+
+
+def _wait_for_metric(port: int, needle: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            if needle in text:
+                return text
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{needle!r} not on :{port}/metrics within {timeout:.0f} s:\n{text[:2000]}")
 
 
 @pytest.fixture

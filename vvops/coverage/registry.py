@@ -132,6 +132,9 @@ AUDIT = "tasks.store:audit"
 PUBLISH = "tasks.reports:publish_markdown"
 COVERAGE = "vvops.coverage.registry:coverage_problems"
 MATRIX = "vvops.coverage.matrix:render_matrix"
+GRAFANA = "vvops.observability.dashboards:DASHBOARDS"
+PROM_STORE = "vvops.observability.store_collector:StoreCollector"
+PROM_WATCHER = "vvops.observability.watcher_metrics:WatcherMetrics"
 
 RO = "Regular Operations"
 PO = "Protocol Operations"
@@ -510,20 +513,21 @@ REGISTRY: list[Entry] = _with_gaps([
            on="monthly", owner="support"),
     *group(_p(IO, "Monitoring Systems", "Metric Collection", "Infrastructure Metrics"),
            A("Resource utilization (CPU, memory, disk, network)", "tasks.infra:check_host", "tasks.infra:check_storage"),
-           A("Service availability and response times", "tasks.infra:probe_http_endpoint", "vvops.reviews.monthly:availability"),
+           A("Service availability and response times", "tasks.infra:probe_http_endpoint", "vvops.reviews.monthly:availability",
+             PROM_WATCHER),
            A("Error rates and patterns", "tasks.infra:probe_http_endpoint", "tasks.chain:check_tx_error_rate"),
            A("Traffic patterns", "tasks.security:analyse_access_logs_task"),
            A("Database performance", "tasks.infra:check_database")),
     *group(_p(IO, "Monitoring Systems", "Metric Collection", "Protocol Metrics"),
-           A("Transaction volume and throughput", "tasks.chain:check_onchain_activity"),
-           A("Smart contract interactions", "vvops.chain.activity:vault_activity"),
-           A("Gas usage patterns", PROTO_ASSESS),
-           A("Function call frequency", "vvops.chain.activity:vault_activity"),
-           A("Error rates by contract and function", "tasks.chain:check_tx_error_rate")),
+           A("Transaction volume and throughput", "tasks.chain:check_onchain_activity", PROM_WATCHER),
+           A("Smart contract interactions", "vvops.chain.activity:vault_activity", PROM_WATCHER),
+           A("Gas usage patterns", PROTO_ASSESS, PROM_WATCHER),
+           A("Function call frequency", "vvops.chain.activity:vault_activity", PROM_WATCHER),
+           A("Error rates by contract and function", "tasks.chain:check_tx_error_rate", PROM_WATCHER)),
     *group(_p(IO, "Monitoring Systems", "Metric Collection", "Business Metrics"),
            A("User activity levels", "vvops.chain.activity:vault_activity"),
-           A("Asset movements", "vvops.chain.activity:vault_activity", RULES),
-           A("Liquidity metrics", "tasks.chain:read_contract_state"),
+           A("Asset movements", "vvops.chain.activity:vault_activity", RULES, PROM_WATCHER),
+           A("Liquidity metrics", "tasks.chain:read_contract_state", PROM_WATCHER),
            A("Protocol revenue", "vvops.chain.activity:vault_activity"),
            M("User growth indicators", "User growth of the month analysed", on="monthly", owner="data_analyst")),
     *group(_p(IO, "Monitoring Systems", "Alerting Framework", "Alert Configuration"),
@@ -542,10 +546,11 @@ REGISTRY: list[Entry] = _with_gaps([
            S("False positive management", "vvops.alerting.silences:active_silences", on="weekly", owner="sre",
              check="False positives of the week silenced or their rules fixed")),
     *group(_p(IO, "Monitoring Systems", "Dashboard Management", "Dashboard Development"),
-           A("Use case-specific dashboard creation", REPORT, WEEKLY, MONTHLY, "vvops.reviews.html:standalone_html"),
-           A("Metric visualization design", "vvops.reviews.plots:line_plot", "vvops.reviews.plots:forecast_plot"),
-           M("Drill-down capability implementation", "Report links to runs/artifacts checked", refs=["vvops.notify.messages:flow_run_url"]),
-           A("Alert integration", REPORT, "vvops.notify.messages:alert_group"),
+           A("Use case-specific dashboard creation", GRAFANA, "vvops.observability.dashboards:build_dashboard"),
+           A("Metric visualization design", GRAFANA, PROM_STORE, PROM_WATCHER, "vvops.reviews.plots:line_plot"),
+           A("Drill-down capability implementation", GRAFANA, PROM_STORE, "vvops.observability.prefect_collector:PrefectRunsCollector"),
+           A("Alert integration", PROM_STORE, "vvops.observability.alertmanager:AlertmanagerPusher",
+             "vvops.observability.alertmanager:WebhookReceiver"),
            M("User-friendly interface design", "Report readability feedback collected"),
            on="monthly", owner="data_analyst"),
     *group(_p(IO, "Monitoring Systems", "Dashboard Management", "Dashboard Maintenance"),

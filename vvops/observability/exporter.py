@@ -15,7 +15,7 @@ import socket
 import threading
 from typing import Any
 
-from prometheus_client import CollectorRegistry, make_asgi_app, start_http_server
+from prometheus_client import CollectorRegistry, disable_created_metrics, make_asgi_app, start_http_server
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,6 +33,7 @@ WEBHOOK_PATH = "/api/alertmanager/webhook"
 
 def ops_registry(engine: Engine, *, prefect_api_url: str | None = None) -> CollectorRegistry:
     """A registry with the store collector and, given an API URL, the Prefect flow-run collector."""
+    disable_created_metrics()   # no `_created` twin of every counter sample
     registry = CollectorRegistry()
     registry.register(StoreCollector(engine))
     if prefect_api_url:
