@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from vvops.observability.store_collector import StoreCollector
 
@@ -49,7 +49,7 @@ def exporter_app(registry: CollectorRegistry, *, webhook: Any = None) -> Starlet
     async def healthz(_: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    routes: list[Any] = [Route("/healthz", healthz), Mount("/metrics", app=make_asgi_app(registry))]
+    routes: list[Any] = [Route("/healthz", healthz), Route("/metrics", _AsgiEndpoint(make_asgi_app(registry)))]
     if webhook is not None:
         from starlette.concurrency import run_in_threadpool
 
@@ -60,6 +60,17 @@ def exporter_app(registry: CollectorRegistry, *, webhook: Any = None) -> Starlet
 
         routes.append(Route(WEBHOOK_PATH, receive, methods=["POST"]))
     return Starlette(routes=routes)
+
+
+class _AsgiEndpoint:
+    """prometheus_client's ASGI app (gzip when asked) at exactly /metrics: Starlette treats an object that is not
+    a function as an ASGI app, where a Mount would redirect /metrics to /metrics/."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
 
 
 def port_is_free(host: str, port: int) -> bool:
