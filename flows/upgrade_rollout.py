@@ -102,6 +102,7 @@ def upgrade_rollout(
     live_implementation = current_implementation(environment, contract)
     checklist = {"bytecode matches the approved artifact": code["ok"], "storage layout compatible": layout["ok"]}
     base_details = {"change_id": change_id, "checklist": checklist, "layout_problems": layout["problems"],
+                    "layout_safety_findings": layout.get("safety_findings", []),
                     "code_hash": code["code_hash"], "expected_code_hash": code["expected_code_hash"],
                     "current_implementation": live_implementation, "new_implementation": address, "stages": plan}
     if not all(checklist.values()):

@@ -34,9 +34,10 @@ from tasks.runtime import ops_config, rpc_client, store_engine, store_url
 from vvops import paths
 from vvops.config import resolve_deployment
 from vvops.chain.abi import contract_abi
-from vvops.chain.artifacts import deployed_bytecode_of, load_artifact, storage_layout_of
+from vvops.chain.artifacts import deployed_bytecode_of, load_artifact
+from vvops.procedures.upgrade_safety import UpgradeSafetyUnavailable, validate_upgrade
 from vvops.procedures.upgrades import (Checkpoint, evaluate_checkpoint, masked_code_hash, stabilisation_window,
-                                       storage_layout_problems, upgrade_key)
+                                       upgrade_key)
 from vvops.store import append_audit, session_scope
 from vvops.store.models import ApprovalRequest, Backup
 
@@ -75,9 +76,24 @@ def verify_bytecode(*, environment: str, address: str, artifact: str) -> dict[st
 
 @task(name="check-storage-layout", **NO_RETRY)
 def check_storage_layout(*, environment: str, contract: str, new_artifact: str) -> dict[str, Any]:
-    current = ops_config(environment).contract(contract).artifact
-    problems = storage_layout_problems(storage_layout_of(current), storage_layout_of(new_artifact))
-    return {"ok": not problems, "problems": problems, "current_artifact": current, "new_artifact": new_artifact}
+    """OpenZeppelin upgrades-core's verdict on the storage layout (vvops/procedures/upgrade_safety.py): one message
+    per problem; a layout it could not validate is not ok (never an unchecked pass)."""
+    current = _contract_name(ops_config(environment).contract(contract).artifact)
+    proposed = _contract_name(new_artifact)
+    base = {"current_artifact": current, "new_artifact": proposed, "validator": "@openzeppelin/upgrades-core"}
+    try:
+        report = validate_upgrade(current, proposed)
+    except UpgradeSafetyUnavailable as exc:
+        get_run_logger().error("storage layout of %s not validated: %s", proposed, exc)
+        return {**base, "ok": False, "problems": [f"not validated: {exc}"], "safety_findings": []}
+    for finding in report.safety_findings:
+        get_run_logger().warning("upgrades-core on %s: %s", proposed, finding)
+    return {**base, "ok": report.ok, "problems": report.storage_problems, "safety_findings": report.safety_findings}
+
+
+def _contract_name(artifact: str) -> str:
+    """The contract an artifact reference names: `VaultV1`, or the file stem of a path (`out/Vault.sol/Vault.json`)."""
+    return Path(artifact).stem if artifact.endswith(".json") or "/" in artifact else artifact
 
 
 @task(name="pre-upgrade-snapshot", **NO_RETRY)

@@ -1,4 +1,4 @@
-"""Plain rules behind the procedures: parameter proposals, storage-layout compatibility, code-hash matching."""
+"""Plain rules behind the procedures: parameter proposals, code-hash matching (storage layouts: test_upgrade_safety.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from eth_utils import keccak
 
 from vvops.config import load_config
-from vvops.chain.artifacts import deployed_bytecode_of, load_artifact, storage_layout_of
+from vvops.chain.artifacts import deployed_bytecode_of, load_artifact
 from vvops.procedures.parameters import ProposalRejected, validate_parameter_change
-from vvops.procedures.upgrades import masked_code_hash, storage_layout_problems
+from vvops.procedures.upgrades import masked_code_hash
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +34,6 @@ def test_a_bad_proposal_is_rejected_with_the_reason(vault, parameter, value, mes
     with pytest.raises(ProposalRejected) as exc:
         validate_parameter_change(contract=vault, parameter=parameter, new_value=value)
     assert str(exc.value) == message
-
-
-def test_v2_appends_storage_and_is_compatible():
-    assert storage_layout_problems(storage_layout_of("VaultV1"), storage_layout_of("VaultV2")) == []
-
-
-def test_a_variable_inserted_before_existing_ones_is_incompatible():
-    problems = storage_layout_problems(storage_layout_of("VaultV1"), storage_layout_of("VaultV2Incompatible"))
-    assert problems[0].startswith("slot 0 offset 0: `asset` is t_address but the new layout has")
 
 
 def test_code_hash_ignores_immutables_but_not_code():
