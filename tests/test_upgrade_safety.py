@@ -69,3 +69,18 @@ def test_without_node_the_package_or_a_build_info_it_says_so_in_one_line(monkeyp
     monkeypatch.setattr(safety.shutil, "which", lambda name: None)
     with pytest.raises(UpgradeSafetyUnavailable, match=r"Node.js is not installed"):
         validate_upgrade("GapV1", "GapV2", dirs=FIXTURES)
+
+
+def test_a_build_info_without_its_imported_sources_is_completed_from_the_repo(tmp_path):
+    """solc-js with an import callback leaves imported units out of the input; upgrades-core needs them."""
+    import json
+
+    from vvops.procedures.upgrade_safety import build_info_dirs
+
+    info = json.loads(find_build_info("VaultV2Incompatible").read_text())
+    info["input"]["sources"].pop("contracts/src/VaultBase.sol")
+    (tmp_path / "partial.json").write_text(json.dumps(info))
+    report = validate_upgrade("VaultV1", "VaultV2Incompatible", dirs=[tmp_path])
+    assert [p.split(":", 2)[2].strip() for p in report.storage_problems] == [
+        "Inserted `migrationEpoch` — New variables should be placed after all existing inherited variables"]
+    assert build_info_dirs()[0].name == "build-info"

@@ -38,12 +38,33 @@ function readStdin() {
   }
 }
 
-// Each side in its own directory (upgrades-core takes directories; short names must be unique).
+const REPO_ROOT = path.join(__dirname, "..", "..");
+
+// Each side in its own directory (upgrades-core takes directories; short names must be unique). A build-info whose
+// input lacks the sources the compiler pulled in through imports (solc-js with an import callback) gets them from
+// the repo or node_modules, since upgrades-core reads source locations from the input.
 function stage(root, name, file) {
   if (!file || !fs.existsSync(file)) fail(`build-info file not found: ${file}`);
   const dir = path.join(root, name);
   fs.mkdirSync(dir);
-  fs.symlinkSync(path.resolve(file), path.join(dir, "build-info.json"));
+  let info;
+  try {
+    info = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    fail(`${file} is not a JSON build-info file (${e.message})`);
+  }
+  const sources = (info.input && info.input.sources) || {};
+  let completed = false;
+  for (const unit of Object.keys((info.output && info.output.sources) || {})) {
+    if (sources[unit] && sources[unit].content !== undefined) continue;
+    const found = [REPO_ROOT, path.join(REPO_ROOT, "node_modules")].map((b) => path.join(b, unit)).find(fs.existsSync);
+    if (!found) fail(`${file} lacks the source of ${unit} and it is not in the repo or node_modules`);
+    sources[unit] = { content: fs.readFileSync(found, "utf8") };
+    completed = true;
+  }
+  const target = path.join(dir, "build-info.json");
+  if (completed) fs.writeFileSync(target, JSON.stringify(info));
+  else fs.symlinkSync(path.resolve(file), target);
   return dir;
 }
 
