@@ -126,14 +126,16 @@ def parameter_change(
         if impact.error:
             raise ProposalRejected(f"{subject} = {proposal.new_value} fails on a fork of the chain: {impact.error}")
 
-        # 3. Approval (roles and quorum from config, proposer excluded)
-        from tasks.approvals import request_approval
+        # 3. Approval (roles and quorum from config, proposer excluded); where a Safe proposes on the timelock,
+        #    the leads' Safe confirmations of the schedule ARE the approval (tasks/safe.py)
+        from tasks.safe import approve_timelock_call
 
         warning = "" if impact.simulated else f"**⚠ NOT SIMULATED** — {impact.not_simulated_reason}.\n\n"
         description_md = (f"{warning}Set `{subject}` from **{current}** to **{proposal.new_value}** {spec.unit} through the "
                           f"timelock (bounds [{proposal.minimum}, {proposal.maximum}]).\n\n**Justification:** "
                           f"{justification or '-'}\n\n{impact_md}")
-        outcome = request_approval(procedure=PROCEDURE, subject=f"{subject}: {current} → {proposal.new_value}",
+        outcome = approve_timelock_call(schedule_key=f"{key_prefix}:schedule", target=contract, data=setter_data,
+                                        procedure=PROCEDURE, subject=f"{subject}: {current} → {proposal.new_value}",
                                    risk=risk,
                                    proposer=proposer, description_md=description_md, environment=environment,
                                    details={"contract": contract, "parameter": parameter, "current": str(current),

@@ -47,9 +47,12 @@ def unpause(
     procedure_update(environment=environment, procedure=PROCEDURE, step="requested", actor=requested_by,
                      message=f"unpause {contract}: {reason}")
 
-    from tasks.approvals import request_approval
+    # where a Safe proposes on the timelock, the leads' Safe confirmations of the schedule ARE the approval
+    from tasks.safe import approve_timelock_call
 
-    outcome = request_approval(
+    data = "0x" + contract_abi(cfg.contract(contract).artifact).encode_call("unpause").hex()
+    outcome = approve_timelock_call(
+        schedule_key=f"{PROCEDURE}:{run_id}:schedule", target=contract, data=data,
         procedure=PROCEDURE, subject=f"unpause {contract}: {reason}", risk="high", proposer=requested_by,
         environment=environment,
         description_md=f"The timelock (owner) calls `unpause()` on `{contract}` ({state['address']}) after its "
@@ -65,7 +68,6 @@ def unpause(
                          message=f"not approved ({outcome.reason}); {contract} stays paused")
         return {**base, "status": "rejected", "paused": True}
 
-    data = "0x" + contract_abi(cfg.contract(contract).artifact).encode_call("unpause").hex()
     applied = run_through_timelock(environment=environment, key_prefix=f"{PROCEDURE}:{run_id}", target=contract,
                                    data=data, description=f"unpause {contract}")
     paused = bool(read_contract_state(environment=environment, contract=contract)["values"].get("paused"))

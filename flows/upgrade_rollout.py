@@ -42,19 +42,36 @@ from vvops.procedures.upgrades import rollout_stages
 
 
 def _approve(*, kind: str, change_id: str, contract: str, address: str, proposer: str, environment: str,
-             description_md: str, details: dict[str, Any], poll_interval: float) -> dict[str, Any]:
+             description_md: str, details: dict[str, Any], poll_interval: float,
+             timelock_call: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`timelock_call` ({schedule_key, target, data}): where a Safe proposes on the timelock, the owners' Safe
+    confirmations of that schedule are this approval (tasks/safe.py)."""
     from tasks.approvals import request_approval
+    from tasks.safe import approve_timelock_call
 
     subject = f"upgrade {kind} {contract} -> {address} ({change_id})"
     existing = approved_request("upgrade_rollout", subject)
     if existing is not None:
         get_run_logger().info("%s already approved (request #%s): not asking again", subject, existing)
         return {"approved": True, "request_id": existing, "approvers": [], "reused": True}
-    outcome = request_approval(procedure="upgrade_rollout", subject=subject, risk="high", proposer=proposer,
-                               description_md=description_md, environment=environment, details=details,
-                               poll_interval=poll_interval)
+    ask = (lambda **kw: approve_timelock_call(**timelock_call, **kw)) if timelock_call else request_approval
+    outcome = ask(procedure="upgrade_rollout", subject=subject, risk="high", proposer=proposer,
+                  description_md=description_md, environment=environment, details=details,
+                  poll_interval=poll_interval)
     return {"approved": outcome.approved, "request_id": outcome.request_id, "approvers": outcome.approvers,
             "reason": outcome.reason, "reused": False}
+
+
+def _stage_schedule(change_id: str, environment: str, contract: str, address: str, plan: list[str]
+                    ) -> dict[str, Any] | None:
+    """The schedule call of a single-stage rollout (what a Safe's owners confirm as the go/no-go)."""
+    from tasks.upgrades import upgrade_call
+    from vvops.procedures.upgrades import upgrade_key
+
+    if plan != [environment]:
+        return None
+    return {"schedule_key": upgrade_key(change_id, environment, "schedule"), "target": contract,
+            "data": upgrade_call(ops_config(environment).contract(contract).artifact, address)}
 
 
 def _checklist_md(contract: str, address: str, artifact: str, current: str | None, checklist: dict[str, bool],
@@ -144,6 +161,7 @@ def upgrade_rollout(
         # ---- go/no-go
         go = _approve(kind="go/no-go", change_id=change_id, contract=contract, address=address, proposer=proposer,
                       environment=environment, poll_interval=approval_poll_interval,
+                      timelock_call=_stage_schedule(change_id, environment, contract, address, plan),
                       description_md=_rehearsal_md(rehearsal) + "\n\n" + summary_md,
                       details={**base_details, "rehearsal": rehearsal["checks"], "simulated": rehearsal["simulated"]})
         if not go["approved"]:

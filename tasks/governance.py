@@ -102,9 +102,21 @@ def read_view(environment: str, address: str, artifact: str, fn: str, *args: Any
 
 
 def _send(environment: str, idempotency_key: str, signer_role: str, to: str, data: Any, description: str,
-          value: int = 0) -> dict[str, Any]:
+          value: int = 0, timelock_role: str | None = None) -> dict[str, Any]:
     logger = get_run_logger()
     cfg = ops_config(environment)
+    if timelock_role is not None:
+        from tasks.safe import safe_for, safe_send
+
+        gov = safe_for(environment)
+        if gov is not None and gov.acts_for(timelock_role):  # the Safe holds this role: execute its approved proposal
+            out = safe_send(environment=environment, idempotency_key=idempotency_key, to=to, data=data_hex(data),
+                            value=value, description=description)
+            _audit(f"safe:{gov.address}", "chain_action.sent" if out["sent_now"] else "chain_action.mined",
+                   idempotency_key, {"to": to, "description": description, **out})
+            logger.info("chain action %s through Safe %s: %s (executed by %s)", idempotency_key, gov.address,
+                        out["tx_hash"], out["executed_by"])
+            return out
     signer = signer_for_role(environment, signer_role, chain_id=cfg.env.chain_id)
     with rpc_client(environment) as rpc:
         actions = ChainActions(rpc, store_engine(), signer, chain_id=cfg.env.chain_id)
@@ -158,8 +170,7 @@ def schedule_on_timelock(*, environment: str, idempotency_key: str, target: str,
     if delay is None:
         delay = int(read_view(environment, timelock, "Timelock", "getMinDelay"))
     op = operation_id(target, value, data, predecessor, salt)
-    call = contract_abi("Timelock").encode_call("schedule", target, int(value), bytes.fromhex(data[2:]),
-                                                bytes.fromhex(predecessor[2:]), bytes.fromhex(salt[2:]), int(delay))
+    call = _schedule_data(target, int(value), data, predecessor, salt, int(delay))
     operation = {"operation_id": op, "target": target, "value": int(value), "data": data, "predecessor": predecessor,
                  "salt": salt, "delay": int(delay), "timelock": timelock}
     timestamp = int(read_view(environment, timelock, "Timelock", "getTimestamp", bytes.fromhex(op[2:])))
@@ -168,18 +179,40 @@ def schedule_on_timelock(*, environment: str, idempotency_key: str, target: str,
         return {**operation, "status": "already_scheduled", "tx_hash": None, "block_number": None,
                 "ready_at": timestamp, "sent_now": False, "idempotency_key": idempotency_key}
     result = _send(environment, idempotency_key, signer_role, timelock, call,
-                   description or f"timelock.schedule({target}, {data[:10]}…) delay {delay}s")
+                   description or f"timelock.schedule({target}, {data[:10]}…) delay {delay}s",
+                   timelock_role="proposer")
     ready_at = int(read_view(environment, timelock, "Timelock", "getTimestamp", bytes.fromhex(op[2:])))
     return {**result, **operation, "ready_at": ready_at}
+
+
+def _schedule_data(target: str, value: int, data: str, predecessor: str, salt: str, delay: int) -> str:
+    return data_hex(contract_abi("Timelock").encode_call("schedule", target, int(value), bytes.fromhex(data[2:]),
+                                                         bytes.fromhex(predecessor[2:]), bytes.fromhex(salt[2:]),
+                                                         int(delay)))
+
+
+def timelock_schedule_call(*, environment: str, idempotency_key: str, target: str, data: str | bytes,
+                           value: int = 0) -> dict[str, Any]:
+    """The exact {to, data, value} `schedule_on_timelock` sends for this key (default salt, predecessor and delay):
+    what a Safe proposal must contain so that the owners' confirmations approve that very call."""
+    timelock = _address(environment, "timelock")
+    delay = int(read_view(environment, timelock, "Timelock", "getMinDelay"))
+    return {"to": timelock, "value": int(value),
+            "data": _schedule_data(_address(environment, target), int(value), data_hex(data), ZERO32,
+                                   "0x" + keccak(text=idempotency_key).hex(), delay)}
 
 
 def _stored(idempotency_key: str) -> bool:
     from sqlalchemy import select
 
     from vvops.store.models import ChainAction
+    from vvops.store.safe_models import SafeTransaction
 
     with session_scope(store_engine()) as session:
-        return session.scalar(select(ChainAction.id).where(ChainAction.idempotency_key == idempotency_key)) is not None
+        return (session.scalar(select(ChainAction.id).where(ChainAction.idempotency_key == idempotency_key)) is not None
+                or session.scalar(select(SafeTransaction.id).where(
+                    SafeTransaction.idempotency_key == idempotency_key,
+                    SafeTransaction.status == "executed")) is not None)
 
 
 @task(name="wait-for-timelock-delay", cache_policy=NO_CACHE)
@@ -234,7 +267,7 @@ def execute_on_timelock(*, environment: str, idempotency_key: str, target: str, 
     call = contract_abi("Timelock").encode_call("execute", target, int(value), bytes.fromhex(data[2:]),
                                                 bytes.fromhex(predecessor[2:]), bytes.fromhex(salt[2:]))
     result = _send(environment, idempotency_key, signer_role, timelock, call,
-                   description or f"timelock.execute({target}, {data[:10]}…)")
+                   description or f"timelock.execute({target}, {data[:10]}…)", timelock_role="executor")
     return {**result, "operation_id": op}
 
 

@@ -10,32 +10,15 @@ from eth_utils import keccak
 from sqlalchemy import func, select
 
 from tests.fixtures.safe_fixtures import send_as_owner, sign_as
-from vvops.chain.rpc import RpcClient
 from vvops.chain.signing import LocalKeySigner
 from vvops.safe import proposals
-from vvops.safe.contracts import SafeReader
 from vvops.safe.execute import SafeTxSuperseded, ThresholdNotMet, execute
-from vvops.safe.governance import SafeGovernance
 from vvops.safe.signatures import combine, sign_hash
 from vvops.safe.tx import SafeCall, exec_transaction_data
-from vvops.store import make_engine
 from vvops.store.models import AuditEntry, ChainAction
 
 pytestmark = [pytest.mark.devnet]
 STRANGER_KEY = "0x" + "42" * 32
-
-
-@pytest.fixture
-def safe_env(safe_devnet, fresh_safe_state, sqlite_store_url):
-    engine = make_engine(sqlite_store_url)
-    rpc = RpcClient([safe_devnet.rpc_url])
-    gov = SafeGovernance(environment="devnet", address=safe_devnet.safe["address"], chain_id=safe_devnet.chain_id,
-                         version="1.4.1", holds=("proposer",), executor_role="governance", service_url=None,
-                         multi_send=safe_devnet.safe["multi_send"],
-                         owners_by_person={o["person"]: o["address"] for o in safe_devnet.safe["owners"]})
-    yield engine, rpc, gov, SafeReader(rpc, gov.address)
-    rpc.close()
-    engine.dispose()
 
 
 def _schedule_call(devnet, chain, fee: int, salt: str) -> SafeCall:

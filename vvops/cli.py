@@ -231,6 +231,9 @@ def _parser() -> argparse.ArgumentParser:
     confirm.add_argument("--note", default="")
     confirm.set_defaults(handler=_cmd_checklist_confirm)
 
+    from vvops.safe.cli import add_parser as add_safe_parser
+
+    add_safe_parser(sub, _safe_cli_errors)
     silence = sub.add_parser("silence", help="ad-hoc alert silences (like amtool silence)").add_subparsers(
         title="silence commands")
     sadd = silence.add_parser("add", help="mute alerts matching every matcher for a while (audited)")
@@ -287,6 +290,19 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         return 1
     print(f"config OK: {config_summary(config_dir)}")
     return 0
+
+
+def _safe_cli_errors(handler):
+    """`vvops safe ...` handlers raise SafeCliError: one line and its exit code, like every CliError."""
+    from vvops.safe.cli import SafeCliError
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except SafeCliError as error:
+            raise CliError(str(error), error.exit_code) from None
+
+    return run
 
 
 def _require_valid_config(environment: str) -> None:

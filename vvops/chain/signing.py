@@ -86,6 +86,17 @@ def _sign_with_key(key: bytes, tx: dict[str, Any]) -> SignedTx:
     return SignedTx(raw_tx="0x" + bytes(raw).hex(), tx_hash="0x" + bytes(signed.hash).hex(), nonce=int(tx["nonce"]))
 
 
+def _sign_digest(key: bytes, digest: bytes) -> str:
+    """r|s|v of a raw 32-byte digest (a Safe proposer's/delegate's signature of a SafeTx hash)."""
+    from eth_account import Account
+
+    try:
+        signed = Account.unsafe_sign_hash(digest, key)
+    except Exception as exc:  # noqa: BLE001 - never chain (inputs may be echoed)
+        raise SigningError(f"could not sign the hash: {type(exc).__name__}") from None
+    return "0x" + signed.r.to_bytes(32, "big").hex() + signed.s.to_bytes(32, "big").hex() + f"{signed.v:02x}"
+
+
 def _address_of(key: bytes) -> str:
     from eth_account import Account
 
@@ -140,6 +151,9 @@ class LocalKeySigner(_NoPickle):
     def sign_transaction(self, tx: dict[str, Any]) -> SignedTx:
         return _sign_with_key(self.__key, tx)
 
+    def sign_hash(self, digest: bytes) -> str:
+        return _sign_digest(self.__key, digest)
+
 
 class KeystoreSigner(_NoPickle):
     """Signs with an encrypted keystore file; the password comes from an env var or a Prefect Secret block."""
@@ -188,6 +202,20 @@ class KeystoreSigner(_NoPickle):
             if _address_of(key) != self.address:
                 raise SigningError(f"keystore {self.path}: decrypted key does not match its address")
             return _sign_with_key(key, tx)
+        finally:
+            del key
+
+    def sign_hash(self, digest: bytes) -> str:
+        from eth_account import Account
+
+        try:
+            key = bytes(Account.decrypt(self._keystore, self._password()))
+        except SigningError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise SigningError(f"cannot decrypt keystore {self.path}: {type(exc).__name__} (wrong password?)") from None
+        try:
+            return _sign_digest(key, digest)
         finally:
             del key
 

@@ -30,6 +30,7 @@ from vvops.store.safe_models import SafeConfirmation, SafeTransaction
 
 PROPOSED, EXECUTED, FAILED, SUPERSEDED = "proposed", "executed", "failed", "superseded"
 SOURCES = ("ui", "slack", "cli", "service", "api")
+ABANDONED = "abandoned:"  # `error` prefix of a proposal whose approval was rejected or expired: not queued any more
 
 
 class ProposalError(RuntimeError):
@@ -104,7 +105,8 @@ def propose(engine: Engine, reader: SafeReader, gov: SafeGovernance, *, idempote
         on_chain = reader.nonce()
         queued = session.scalar(select(func.max(SafeTransaction.nonce)).where(
             SafeTransaction.safe_address == gov.address, SafeTransaction.chain_id == gov.chain_id,
-            SafeTransaction.status == PROPOSED, SafeTransaction.nonce >= on_chain))
+            SafeTransaction.status == PROPOSED, SafeTransaction.nonce >= on_chain,
+            SafeTransaction.error.is_(None) | ~SafeTransaction.error.like(f"{ABANDONED}%")))
         nonce = max(on_chain, queued + 1 if queued is not None else 0)
         spec = batch(safe=gov.address, chain_id=gov.chain_id, nonce=nonce, calls=calls, multi_send=gov.multi_send,
                      version=gov.version)
@@ -235,6 +237,19 @@ def _close(engine: Engine, key_or_hash: str, status: str, **values: Any) -> str:
         return status
 
 
+def abandon(engine: Engine, key: str, reason: str) -> bool:
+    """Its approval was rejected or expired: keep the row (owners may still execute it in the Safe UI, which
+    `refresh` would find) but stop counting its nonce as queued. Audited `safe.abandoned`."""
+    with session_scope(engine, immediate=True) as session:
+        row = _row(session, key)
+        if row.status != PROPOSED or (row.error or "").startswith(ABANDONED):
+            return False
+        row.error = f"{ABANDONED} {reason}"[:2000]
+        append_audit(session, actor="vvops-safe", action="safe.abandoned", subject=_subject(row), source="flow",
+                     details={"idempotency_key": key, "nonce": row.nonce, "reason": reason})
+        return True
+
+
 def mark_executed(engine: Engine, key: str, *, tx_hash: str, block: int, success: bool) -> str:
     return _close(engine, key, EXECUTED if success else FAILED, executed_tx_hash=tx_hash, executed_block=block,
                   executed_by="ops", error=None if success else "ExecutionFailure: the inner call reverted")
@@ -250,3 +265,26 @@ def list_proposals(engine: Engine, *, status: str | None = None, limit: int = 50
                  "confirmations": sorted({c.person or c.owner for c in r.confirmations if c.accepted}),
                  "executed_by": r.executed_by, "executed_tx_hash": r.executed_tx_hash}
                 for r in session.scalars(query)]
+
+
+def repropose(engine: Engine, reader: SafeReader, gov: SafeGovernance, key: str, *, actor: str = "ops"
+              ) -> SafeTransaction:
+    """A superseded proposal again at the next free nonce, under the same key (the old row keeps its history
+    under `<key>#superseded@<nonce>`); the owners sign the new hash. Audited `safe.reproposed`."""
+    with session_scope(engine, immediate=True) as session:
+        row = _row(session, key)
+        if row.status != SUPERSEDED:
+            raise ProposalError(f"{key}: only a superseded proposal is proposed again (it is {row.status})")
+        calls = [SafeCall(to=c["to"], data=c["data"], value=int(c["value"]), operation=int(c["operation"]))
+                 for c in (row.spec or {}).get("calls") or []]
+        old_hash, old_nonce, request_id, run_id = row.safe_tx_hash, row.nonce, row.approval_request_id, row.flow_run_id
+        row.idempotency_key = f"{key}#superseded@{old_nonce}"[:200]
+        description = row.description
+    new = propose(engine, reader, gov, idempotency_key=key, calls=calls, description=description, actor=actor,
+                  flow_run_id=run_id, approval_request_id=request_id)
+    with session_scope(engine, immediate=True) as session:
+        append_audit(session, actor=actor, action="safe.reproposed", subject=f"safe:{new.safe_tx_hash}",
+                     source="flow", details={"idempotency_key": key, "superseded_hash": old_hash,
+                                             "superseded_nonce": old_nonce, "nonce": new.nonce,
+                                             "approval_request_id": request_id})
+    return new

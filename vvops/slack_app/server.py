@@ -243,7 +243,13 @@ def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engi
             flusher.cancel()
             await run_in_threadpool(refusals.flush, force=True)
 
+    from vvops.slack_app.safe_command import COMMANDS_PATH, make_safe_command
+
+    safe_command = make_safe_command(engine=engine, environment=environment, by_slack_id=by_slack_id,
+                                     verifier=verifier, refuse=refuse, resume=do_resume, max_body=MAX_BODY,
+                                     read_body=lambda request: _read_bounded(request, MAX_BODY))
     app = Starlette(routes=[Route(INTERACTIONS_PATH, interactions, methods=["POST"]),
+                            Route(COMMANDS_PATH, safe_command, methods=["POST"]),
                             Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
     app.state.refusals = refusals
     return app
