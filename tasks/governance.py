@@ -211,8 +211,7 @@ def _stored(idempotency_key: str) -> bool:
     with session_scope(store_engine()) as session:
         return (session.scalar(select(ChainAction.id).where(ChainAction.idempotency_key == idempotency_key)) is not None
                 or session.scalar(select(SafeTransaction.id).where(
-                    SafeTransaction.idempotency_key == idempotency_key,
-                    SafeTransaction.status == "executed")) is not None)
+                    SafeTransaction.idempotency_key == idempotency_key)) is not None)
 
 
 @task(name="wait-for-timelock-delay", cache_policy=NO_CACHE)
