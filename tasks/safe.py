@@ -229,6 +229,7 @@ def request_safe_approval(*, procedure: str, subject: str, risk: str, proposer: 
                                         poll_interval=poll_interval)
             except FlowPauseTimeout:
                 service.expire_request(engine, request_id, force=True)
+                proposals.abandon(engine, idempotency_key, f"approval #{request_id} expired")
                 logger.error("Safe approval #%s expired: rejected (fail closed)", request_id)
                 raise
             refusal = _apply(engine, reader, gov, idempotency_key, answer, environment)

@@ -119,3 +119,48 @@ def test_a_nonce_used_by_another_transaction_marks_the_proposal_superseded(safe_
     # a new proposal takes the next free nonce
     key2, _ = _propose(safe_env, safe_devnet, fresh_safe_state, fee=43)
     assert proposals.state(engine, reader, key2).nonce == reader.nonce()
+
+
+def test_a_contract_owner_confirms_through_eip1271(safe_env, safe_devnet, fresh_safe_state):
+    """A nested Safe (1 of 1: amara) becomes an owner; its EIP-1271 signature counts, a bad one is refused."""
+    import eth_abi
+    from safe_eth.safe.safe_signature import SafeSignature, SafeSignatureContract
+
+    from vvops.devnet.safe_deploy import deploy_safe
+    from vvops.safe.tx import SafeTxSpec
+
+    engine, rpc, gov, reader = safe_env
+    chain = fresh_safe_state
+    amara_address = next(o["address"] for o in safe_devnet.safe["owners"] if o["person"] == "amara")
+    nested = deploy_safe(chain, owners=[amara_address], threshold=1, salt_nonce=7)
+    # the main Safe adds the nested Safe as a third... fourth owner (amara + daniel sign)
+    add = SafeTxSpec(safe=gov.address, chain_id=gov.chain_id, nonce=reader.nonce(), to=gov.address,
+                     data="0x" + keccak(text="addOwnerWithThreshold(address,uint256)")[:4].hex()
+                     + eth_abi.encode(["address", "uint256"], [nested["address"], 2]).hex())
+    sigs = {p: sign_as(safe_devnet, p, add.safe_tx_hash) for p in ("amara", "daniel")}
+    send_as_owner(chain, safe_devnet, "daniel", to=gov.address, data=exec_transaction_data(add, combine(sigs, spec=add)))
+    assert nested["address"] in reader.owners()
+
+    key, safe_tx_hash = _propose(safe_env, safe_devnet, chain, fee=47)
+    spec = proposals.state(engine, reader, key).spec
+    # the nested Safe's owner signs the nested Safe's message hash of the SafeTx preimage (legacy EIP-1271, 1.4.1)
+    message_hash = chain.call(nested["fallback_handler"], "0x" + keccak(text="getMessageHashForSafe(address,bytes)")[:4].hex()
+                              + eth_abi.encode(["address", "bytes"], [nested["address"], spec.preimage]).hex())
+    inner = sign_as(safe_devnet, "amara", "0x" + message_hash.hex())
+    contract_sig = SafeSignatureContract.from_values(nested["address"], bytes.fromhex(safe_tx_hash[2:]), spec.preimage,
+                                                     bytes.fromhex(inner[2:]))
+    blob = "0x" + bytes(SafeSignature.export_signatures([contract_sig])).hex()
+    bad_inner = sign_as(safe_devnet, "kwame", "0x" + message_hash.hex())  # kwame does not own the nested Safe
+    bad = SafeSignatureContract.from_values(nested["address"], bytes.fromhex(safe_tx_hash[2:]), spec.preimage,
+                                            bytes.fromhex(bad_inner[2:]))
+    bad_blob = "0x" + bytes(SafeSignature.export_signatures([bad])).hex()
+
+    def add_sig(sig):
+        return [(v.kind, v.accepted, v.reason) for v, _ in proposals.add_signature(
+            engine, reader, gov, key, signature=sig, source="cli")]
+
+    assert add_sig(bad_blob) == [("eip1271", False, "invalid_signature")]
+    assert add_sig(blob) == [("eip1271", True, None)]
+    assert add_sig(sign_as(safe_devnet, "kwame", safe_tx_hash)) == [("eip712", True, None)]
+    out = execute(engine, rpc, gov, key, LocalKeySigner.from_devnet("governance", safe_devnet.to_dict()))
+    assert out["status"] == "executed" and nested["address"] in out["confirmed_by"]
