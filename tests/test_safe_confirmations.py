@@ -164,3 +164,38 @@ def test_a_contract_owner_confirms_through_eip1271(safe_env, safe_devnet, fresh_
     assert add_sig(sign_as(safe_devnet, "kwame", safe_tx_hash)) == [("eip712", True, None)]
     out = execute(engine, rpc, gov, key, LocalKeySigner.from_devnet("governance", safe_devnet.to_dict()))
     assert out["status"] == "executed" and nested["address"] in out["confirmed_by"]
+
+
+class Crash(BaseException):
+    """The worker dying (nothing in the code under test catches a BaseException)."""
+
+
+def test_a_crash_between_signing_and_broadcasting_exectransaction_never_executes_twice(
+        safe_env, safe_devnet, fresh_safe_state, monkeypatch):
+    from vvops.chain.actions import ChainActions
+
+    engine, rpc, gov, reader = safe_env
+    key, safe_tx_hash = _propose(safe_env, safe_devnet, fresh_safe_state, fee=48)
+    for person in ("kwame", "daniel"):
+        proposals.add_signature(engine, reader, gov, key, signature=sign_as(safe_devnet, person, safe_tx_hash),
+                                source="cli", person=person)
+    signer = LocalKeySigner.from_devnet("governance", safe_devnet.to_dict())
+    real = ChainActions._broadcast
+
+    def dies(self, *args, **kwargs):
+        raise Crash()
+
+    monkeypatch.setattr(ChainActions, "_broadcast", dies)
+    with pytest.raises(Crash):
+        execute(engine, rpc, gov, key, signer)  # signed and stored, never broadcast
+    # a late third signature must not change what the rerun sends (the signatures were frozen first)
+    proposals.add_signature(engine, reader, gov, key, signature=sign_as(safe_devnet, "amara", safe_tx_hash),
+                            source="cli", person="amara")
+    monkeypatch.setattr(ChainActions, "_broadcast", real)
+    first = execute(engine, rpc, gov, key, signer)
+    second = execute(engine, rpc, gov, key, signer)
+    assert first["status"] == "executed" and first["executed_by"] == "ops"
+    assert second["tx_hash"] == first["tx_hash"] and not second["sent_now"]
+    assert reader.nonce() == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ChainAction)).scalar() == 1
