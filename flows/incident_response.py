@@ -40,6 +40,7 @@ from tasks.incidents import (activate_rpc_failover, add_event, commander_for, no
 from tasks.preflight import preflight
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
+from tasks.status_page import publish_status_page
 from tasks.store import audit, open_incident
 from vvops.procedures.incidents import CHECKLISTS, classify, needs_guardian_pause, parse_alert
 from vvops.watcher.containment import containment_key_for
@@ -117,6 +118,7 @@ def incident_response(
                         opened_by=opened_by, is_drill=is_drill,
                         data={"alert": alert_data, "variant": c.variant, "reasons": list(c.reasons),
                               "contract": contract, "involved_addresses": addresses})
+    publish_status_page(environment, return_state=True)  # the public page shows it within the run's first steps
     mentions = []
     if c.severity in cfg.slack.mention_oncall_for and commander:
         try:
@@ -167,6 +169,7 @@ def incident_response(
         notify_quietly(kind="incident_updated", environment=environment, thread_key=thread_key(key),
                        idempotency_key=f"{key}:contained",
                        payload={"key": key, "status": "mitigated", "message": f"containment: {containment['action']}"})
+        publish_status_page(environment, return_state=True)
     sweep_status_reminders(environment=environment, key=key)
 
     result: dict[str, Any] = {"incident": key, "severity": c.severity, "type": c.incident_type,
@@ -223,6 +226,7 @@ def incident_response(
                     resolved_at=resolved_at if recovery["ok"] else None)
     add_event(key=key, kind="resolved" if recovery["ok"] else "status_update", actor=resolved_by,
               message="resolved" if recovery["ok"] else "resolution recorded, recovery not verified")
+    publish_status_page(environment, return_state=True)
     facts["recovered"] = recovery["ok"]
     steps = CHECKLISTS[c.variant]
     done_by_variant = {

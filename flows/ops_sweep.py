@@ -1,6 +1,6 @@
 """Communication Protocols / escalation pathways, every minute: deliver queued Slack messages, page the next
 escalation step of unacknowledged alerts, escalate approvals nobody answered, remind incident commanders of
-status updates that are due, and run the protocol-health checks every few minutes while an upgrade's
+status updates that are due, regenerate the public status page, and run the protocol-health checks every few minutes while an upgrade's
 stabilisation window is open (`flows/stabilisation_checks.py`).
 
 One scheduled flow runs the sweeps so the machine starts one flow-run process a minute, not three.
@@ -16,6 +16,7 @@ from flows.incident_response import incident_reminder_sweep
 from flows.stabilisation_checks import stabilisation_checks
 from tasks.notify import slack_outbox_drain
 from tasks.preflight import preflight
+from tasks.status_page import publish_status_page
 
 
 @flow(name="ops-sweep", log_prints=True)
@@ -31,6 +32,7 @@ def ops_sweep(environment: str = "devnet") -> dict:
         ("incident_reminders", lambda: {"reminders": len(incident_reminder_sweep(environment=environment))}),
         ("stabilisation", lambda: stabilisation_checks(environment=environment)),
         ("slack_outbox", lambda: slack_outbox_drain(environment=environment)),
+        ("status_page", lambda: publish_status_page(environment)),
     )
     for name, sweep in sweeps:
         try:

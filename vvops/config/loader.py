@@ -43,6 +43,7 @@ from .schema import (
     did_you_mean,
 )
 from .alerting_schema import AlertingFile, Route  # noqa: E402,I001  (after .schema: it builds on it)
+from .status_page_schema import StatusPageFile  # noqa: E402
 from .secrets import (
     is_secret_key,
     literal_key_in_url,
@@ -74,6 +75,11 @@ CONFIG_FILES: dict[str, tuple[type[BaseModel], str]] = {
     "procedures.yaml": (ProceduresFile, "approval policies and procedure timings"),
     "alerting.yaml": (AlertingFile, "alert rules, the routing tree, inhibition rules, silences and maintenance windows"),
     "capacity.yaml": (CapacityFile, "capacity planning: limits per metric series and the planning horizon"),
+}
+
+#: file name → (root model, what the file holds) for files a deployment may leave out (their defaults apply).
+OPTIONAL_CONFIG_FILES: dict[str, tuple[type[BaseModel], str]] = {
+    "status_page.yaml": (StatusPageFile, "the public status page: components and the checks that set their state"),
 }
 
 ENVIRONMENT_VAR = "VVOPS_ENVIRONMENT"
@@ -658,11 +664,32 @@ def _alerting_checks(ctx: _Ctx, policy_names: list[str] | None, person_ids: list
 
 # ---------------------------------------------------------------------------- entry points
 
+def _status_page_checks(ctx: _Ctx) -> None:
+    """Every component's checks and contracts must exist: a typo would leave it silently at `no data`."""
+    page = ctx.files.get("status_page.yaml")
+    contracts = ctx.files.get("contracts.yaml")
+    checks = ctx.files.get("checks.yaml")
+    if not isinstance(page, StatusPageFile):
+        return
+    contract_names = [c.name for c in contracts.contracts] if isinstance(contracts, ContractsFile) else None
+    check_ids = [c.id for c in checks.checks] if isinstance(checks, ChecksFile) else None
+    for i, component in enumerate(page.components):
+        for j, check in enumerate(component.checks):
+            if check_ids is not None and not any(c == check or c.startswith(check + ".") for c in check_ids):
+                ctx.add("status_page.yaml", ("components", i, "checks", j), f"no check is named {check!r}",
+                        did_you_mean(check, check_ids))
+        for j, name in enumerate(component.contracts):
+            if contract_names is not None and name not in contract_names:
+                ctx.add("status_page.yaml", ("components", i, "contracts", j), f"no contract is named {name!r}",
+                        did_you_mean(name, contract_names))
+
+
 def _collect(config_dir: Path, environments: list[str] | None, artifacts_dir: Path | None
              ) -> tuple[list[ConfigProblem], dict[str, BaseModel | None], list[str]]:
     problems: list[ConfigProblem] = []
     files: dict[str, BaseModel | None] = {}
-    for name, (model, _) in CONFIG_FILES.items():
+    present_optional = {name: spec for name, spec in OPTIONAL_CONFIG_FILES.items() if (config_dir / name).is_file()}
+    for name, (model, _) in {**CONFIG_FILES, **present_optional}.items():
         file_problems: list[ConfigProblem] = []
         data = _read_yaml(config_dir / name, name, file_problems)
         if data is None:
@@ -691,6 +718,7 @@ def _collect(config_dir: Path, environments: list[str] | None, artifacts_dir: Pa
     ctx = _Ctx(files=files, environments=wanted, artifacts_dir=artifacts_dir or paths.artifacts_dir())
     try:
         _cross_checks(ctx)
+        _status_page_checks(ctx)
     except Exception as e:  # a bug here must still end as a line, not a traceback
         ctx.add("(config)", FILE_LEVEL, f"internal error in the cross-file checks: {type(e).__name__}",
                 "please report it; the problems listed before this line are still valid")
@@ -742,7 +770,7 @@ def load_config(config_dir: Path | None = None, *, environment: str | None = "de
         raise ConfigError(ConfigProblem("environments.yaml", "default_environment",
                                         *_unknown("environment", chosen, list(envf.environments), "environments.yaml")))
     return OpsConfig(config_dir=config_dir, environment=chosen, **{
-        name.removesuffix(".yaml"): files[name] for name in CONFIG_FILES})
+        name.removesuffix(".yaml"): files[name] for name in (*CONFIG_FILES, *OPTIONAL_CONFIG_FILES) if name in files})
 
 
 def check_config(config_dir: Path | None = None, environment: str | None = None,

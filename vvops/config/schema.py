@@ -899,6 +899,7 @@ class CapacityFile(Frozen):
 # ---------------------------------------------------------------------------- alerting.yaml
 
 from .alerting_schema import AlertingFile  # noqa: E402  (it builds on the types above)
+from .status_page_schema import StatusPageFile  # noqa: E402
 
 # ---------------------------------------------------------------------------- everything
 
@@ -918,6 +919,7 @@ class OpsConfig(Frozen):
     procedures: ProceduresFile
     capacity: CapacityFile = CapacityFile()
     alerting: AlertingFile = AlertingFile()
+    status_page: StatusPageFile = StatusPageFile()
 
     @property
     def env(self) -> Environment:
