@@ -78,6 +78,11 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         tags=("procedure", "incident"),
     ),
     DeploymentSpec(
+        "public-statement", "flows/public_statement.py:public_statement",
+        "Crisis Communication: draft, edit, approve and publish a public statement about an incident.",
+        tags=("procedure", "communication"),
+    ),
+    DeploymentSpec(
         "dr-drill", "flows/dr_drill.py:dr_drill",
         "Disaster Recovery / Recovery Testing: back up, restore, validate, measure RTO and RPO.",
         tags=("procedure", "resilience"),

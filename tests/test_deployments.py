@@ -26,6 +26,7 @@ def test_cadences_are_scheduled_in_utc_and_procedures_on_demand():
         "emergency_pause": [],
         "unpause": [],
         "dr_drill": [],
+        "public_statement": [],
         "acknowledge_alert_flow": [],
         "ops_sweep": ["* * * * *"],
     }

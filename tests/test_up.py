@@ -40,7 +40,7 @@ def test_up_serves_every_deployment_on_its_schedule_and_sigint_stops_everything(
         env.pop(key, None)
     process = subprocess.Popen(
         [sys.executable, "-m", "vvops.cli", "up", "--port", str(port), "--anvil-port", str(anvil_port),
-         "--metrics-port", str(metrics_port)],
+         "--metrics-port", str(metrics_port), "--status-port", str(free_port())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     try:
@@ -130,7 +130,8 @@ def test_production_profile_runs_a_deployment_on_a_worker_with_postgres(tmp_path
         env.pop(key, None)
     process = subprocess.Popen(
         [sys.executable, "-m", "vvops.cli", "up", "--profile", "production", "--workers", "2", "--no-history",
-         "--port", str(port), "--anvil-port", str(anvil_port), "--activity-interval", "0"],
+         "--port", str(port), "--anvil-port", str(anvil_port), "--activity-interval", "0",
+         "--status-port", str(free_port())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     try:

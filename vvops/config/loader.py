@@ -43,6 +43,7 @@ from .schema import (
     did_you_mean,
 )
 from .alerting_schema import AlertingFile, Route  # noqa: E402,I001  (after .schema: it builds on it)
+from .communications_schema import CommunicationsFile  # noqa: E402
 from .status_page_schema import StatusPageFile  # noqa: E402
 from .secrets import (
     is_secret_key,
@@ -80,6 +81,7 @@ CONFIG_FILES: dict[str, tuple[type[BaseModel], str]] = {
 #: file name → (root model, what the file holds) for files a deployment may leave out (their defaults apply).
 OPTIONAL_CONFIG_FILES: dict[str, tuple[type[BaseModel], str]] = {
     "status_page.yaml": (StatusPageFile, "the public status page: components and the checks that set their state"),
+    "communications.yaml": (CommunicationsFile, "public statements: templates, channels, partner and exchange contacts"),
 }
 
 ENVIRONMENT_VAR = "VVOPS_ENVIRONMENT"

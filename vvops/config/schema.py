@@ -821,6 +821,10 @@ class ApprovalPolicies(Frozen):
     emergency_pause: ApprovalPolicy
     unpause: ApprovalPolicy
     incident_containment: ApprovalPolicy
+    public_statement: ApprovalPolicy
+    """Anything said in public about an incident (status page text, webhooks, partner email)."""
+    public_statement_security: ApprovalPolicy
+    """A second approval for statements about security incidents (security operations signs off too)."""
 
     def get(self, procedure: str) -> ApprovalPolicy:
         if procedure not in type(self).model_fields:
@@ -899,6 +903,7 @@ class CapacityFile(Frozen):
 # ---------------------------------------------------------------------------- alerting.yaml
 
 from .alerting_schema import AlertingFile  # noqa: E402  (it builds on the types above)
+from .communications_schema import CommunicationsFile  # noqa: E402
 from .status_page_schema import StatusPageFile  # noqa: E402
 
 # ---------------------------------------------------------------------------- everything
@@ -920,6 +925,7 @@ class OpsConfig(Frozen):
     capacity: CapacityFile = CapacityFile()
     alerting: AlertingFile = AlertingFile()
     status_page: StatusPageFile = StatusPageFile()
+    communications: CommunicationsFile = CommunicationsFile()
 
     @property
     def env(self) -> Environment:

@@ -1,0 +1,104 @@
+"""Public statements: the incident's public facts, and publishing an approved statement to every channel.
+Each delivery (and each channel skipped) is in the audit log with the statement's digest."""
+
+from __future__ import annotations
+
+import smtplib
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+from prefect import get_run_logger, task
+from sqlalchemy import select
+
+from tasks.incidents import add_event
+from tasks.runtime import ops_config, store_engine
+from tasks.status_page import publish_status_page
+from tasks.store import audit
+from vvops.communications.statements import PublicFacts, recipients, statement_digest, webhook_payload, x_post
+from vvops.config import EnvVarError, resolve_secret
+from vvops.status_page.evidence import read_evidence
+from vvops.status_page.model import page_snapshot
+from vvops.store.db import session_scope
+from vvops.store.models import Incident
+
+
+@task(name="statement-facts")
+def statement_facts(environment: str, incident_key: str) -> PublicFacts:
+    """The public facts of one incident, as the status page derives them (impact, affected components)."""
+    from datetime import datetime, timezone
+
+    cfg = ops_config(environment)
+    engine = store_engine()
+    with session_scope(engine) as session:
+        incident = session.scalar(select(Incident).where(Incident.key == incident_key))
+        if incident is None:
+            raise ValueError(f"no incident {incident_key!r}")
+        severity, incident_type = incident.severity, incident.type
+    now = datetime.now(timezone.utc)
+    checks, incidents = read_evidence(engine, environment=environment, now=now, days=cfg.status_page.uptime_days)
+    snapshot = page_snapshot(cfg.status_page, checks, [i for i in incidents if i.key == incident_key], now=now,
+                             environment=environment)
+    public = next((i for i in snapshot["incidents"] if i["id"] == incident_key), None)
+    return PublicFacts(key=incident_key, severity=severity, incident_type=incident_type,
+                       impact=public["impact"] if public else "degraded_performance",
+                       components=tuple(public["components"]) if public else (),
+                       started=public["started_at"] if public else "", resolved=public and public["resolved_at"])
+
+
+def _env_value(name: str) -> str:
+    return resolve_secret("${" + name + "}").get_secret_value()
+
+
+def _send_email(settings: Any, to: list[str], subject: str, text: str) -> None:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = settings.sender, ", ".join(to), subject
+    message.set_content(text)
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_s) as smtp:
+        if settings.starttls:
+            smtp.starttls()
+        if settings.username_env and settings.password_env:
+            smtp.login(_env_value(settings.username_env),
+                       _env_value(settings.password_env))
+        smtp.send_message(message)
+
+
+@task(name="publish-statement")
+def publish_statement(*, environment: str, facts: PublicFacts, kind: str, text: str, approved_by: list[str],
+                      requested_by: str) -> dict[str, Any]:
+    """Publish an approved statement: status page, webhooks, partner email, X draft. Returns what went where."""
+    logger = get_run_logger()
+    cfg = ops_config(environment)
+    comms = cfg.communications
+    digest = statement_digest(text)
+    status = {"initial": "investigating", "update": "update", "resolution": "resolved",
+              "post_incident": "post-incident"}[kind]
+    add_event.fn(key=facts.key, kind="public_statement", actor=requested_by, message=text,
+                 data={"approved_by": approved_by, "status": status, "statement_kind": kind, "sha256": digest})
+    publish_status_page.fn(environment)
+    delivered: dict[str, Any] = {"status_page": True, "webhooks": {}, "email": [], "x_draft": None}
+    for hook in comms.webhooks:
+        try:
+            url = _env_value(hook.url_env)
+        except EnvVarError:  # an unset variable: the channel is off, and the run says so
+            delivered["webhooks"][hook.name] = f"skipped: ${hook.url_env} is not set"
+            continue
+        try:
+            response = httpx.post(url, json=webhook_payload(hook.kind, text, chat_id=hook.chat_id), timeout=10)
+            delivered["webhooks"][hook.name] = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            delivered["webhooks"][hook.name] = f"failed: {type(exc).__name__}"
+    to = recipients(comms.contacts, severity=facts.severity, incident_type=facts.incident_type)
+    if to:
+        subject = f"[{facts.severity}] {facts.key}: {kind.replace('_', ' ')} statement"
+        try:
+            _send_email(comms.email, [address for _, address in to], subject, text)
+            delivered["email"] = [f"{name}: {address}" for name, address in to]
+        except (OSError, smtplib.SMTPException) as exc:
+            delivered["email"] = [f"failed: {type(exc).__name__}: {exc}"]
+            logger.error("partner email for %s failed: %s", facts.key, exc)
+    if comms.x_draft:
+        delivered["x_draft"] = x_post(text, link=cfg.status_page.public_url)
+    audit.fn(actor=requested_by, action="statement.published", subject=facts.key,
+             details={"kind": kind, "sha256": digest, "approved_by": approved_by, "delivered": delivered})
+    return delivered

@@ -1,0 +1,184 @@
+"""Public statements: drafted from the incident's public facts, edited by a person, approved on their exact text
+(support; security operations too for security incidents), then published to the status page, a webhook (stand-in
+server) and the partners' inboxes (a real SMTP server, aiosmtpd); nothing goes out unapproved."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import select
+
+from vvops.communications.statements import PublicFacts, draft, recipients, x_post
+from vvops.config.communications_schema import Contact
+from vvops.paths import REPO_ROOT
+from vvops.store.models import AuditEntry, IncidentEvent
+
+pytestmark = [pytest.mark.prefect]
+
+FACTS = PublicFacts(key="INC-0042", severity="P0", incident_type="security", impact="major_outage",
+                    components=("Vault contracts",), started="2026-11-30T10:00:00+00:00", resolved=None)
+
+
+def test_a_draft_says_only_public_facts_and_fits_the_templates_fields():
+    text = draft("We are investigating {impact} affecting {components}. Next update within {next_update_minutes} "
+                 "minutes.", FACTS, details="", next_update_minutes=30)
+    assert text == "We are investigating a major outage affecting Vault contracts. Next update within 30 minutes."
+    post = x_post("word " * 80, link="https://status.example")
+    assert len(post) <= 280 and post.endswith(" https://status.example")
+
+
+def test_contacts_are_told_by_severity_and_type_each_address_once():
+    contacts = (Contact(name="Exchanges", kind="exchange", emails=("a@x.example", "b@x.example"),
+                        severities=("P0",), incident_types=("security",)),
+                Contact(name="Partners", kind="partner", emails=("b@x.example", "c@y.example"), severities=("P1",)))
+    assert recipients(contacts, severity="P0", incident_type="security") == [("Exchanges", "a@x.example"),
+                                                                            ("Exchanges", "b@x.example")]
+    assert recipients(contacts, severity="P0", incident_type="technical") == []
+    assert recipients(contacts, severity="P1", incident_type="technical") == [("Partners", "b@x.example"),
+                                                                             ("Partners", "c@y.example")]
+
+
+@pytest.fixture
+def channels(tmp_path, monkeypatch):
+    """A webhook stand-in and a real SMTP server on free ports, named by a config copy the flows read."""
+    from aiosmtpd.controller import Controller
+
+    from tasks.runtime import ops_config
+    from vvops.devnet import free_port
+
+    hooks: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            hooks.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    web = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    mails: list = []
+
+    class Inbox:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+            mails.append(envelope)
+            return "250 OK"
+
+    smtp_port = free_port()
+    smtp = Controller(Inbox(), hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    comms = config / "communications.yaml"
+    comms.write_text(comms.read_text().replace("smtp_port: 25", f"smtp_port: {smtp_port}"))
+    monkeypatch.setenv("VVOPS_CONFIG_DIR", str(config))
+    monkeypatch.setenv("VVOPS_DISCORD_WEBHOOK_URL", f"http://127.0.0.1:{web.server_address[1]}/hook")
+    ops_config.cache_clear()
+    try:
+        yield hooks, mails
+    finally:
+        ops_config.cache_clear()
+        smtp.stop()
+        web.shutdown()
+
+
+def _paused_statement_run(after_start: float, timeout: float = 60) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState, \
+        FlowRunFilterStateType
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["public-statement"])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PAUSED"]))))
+            fresh = [r for r in runs if r.start_time and r.start_time.timestamp() >= after_start - 5]
+            if fresh:
+                return str(fresh[0].id)
+            time.sleep(0.3)
+    raise AssertionError("no paused public-statement run")
+
+
+def _answer(run_id: str, **run_input) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    resume_flow_run(uuid.UUID(run_id), run_input=run_input)
+
+
+@pytest.mark.timeout(300)
+def test_a_security_statement_is_edited_approved_by_support_and_security_then_published(
+        ops_flows, ops_store_engine, quiet_store, flow_in_thread, channels):
+    from flows.public_statement import public_statement
+    from tasks.store import open_incident
+
+    hooks, mails = channels
+    key = open_incident.fn(title="internal: exploit tx 0xdead on the vault", incident_type="security",
+                           severity="P0", commander="amara", opened_by="watcher", data={"contract": "vault"})
+    started = time.time()
+    thread = flow_in_thread(public_statement, incident_key=key, requested_by="kwame", kind="initial",
+                            environment="devnet", approval_poll_interval=0.5)
+    run_id = _paused_statement_run(started)
+    edit_key = thread.wait_paused(run_id)
+    edited = "We are investigating a major outage affecting Vault contracts. Deposits are paused."
+    _answer(run_id, body=edited)
+    support_key = thread.wait_paused(run_id, after=edit_key)
+    assert not hooks and not mails  # nothing public before every approval
+    _answer(run_id, decision="approve", approver="sofia", reason="wording ok")
+    thread.wait_paused(run_id, after=support_key)
+    assert not hooks and not mails
+    _answer(run_id, decision="approve", approver="oscar", reason="no exploit details")
+    result = thread.join(timeout=120)
+
+    assert result["published"] is True and result["approved_by"] == ["sofia", "oscar"]
+    assert hooks == [{"content": edited, "allowed_mentions": {"parse": []}}]
+    assert sorted(rcpt for mail in mails for rcpt in mail.rcpt_tos) == [
+        "listings-ops@exchange.example", "oncall@partner-a.example", "oncall@partner-b.example"]
+    assert edited in mails[0].content.decode()
+    assert result["x_draft"] == edited and "0xdead" not in json.dumps(result)
+    with ops_store_engine.connect() as conn:
+        statement = conn.execute(select(IncidentEvent.message, IncidentEvent.data).join(IncidentEvent.incident)
+                                 .where(IncidentEvent.kind == "public_statement")
+                                 .order_by(IncidentEvent.id.desc())).first()
+        published = conn.execute(select(AuditEntry.details).where(AuditEntry.action == "statement.published",
+                                                                  AuditEntry.subject == key)).scalar_one()
+    assert statement.message == edited and statement.data["approved_by"] == ["sofia", "oscar"]
+    assert published["delivered"]["webhooks"] == {"community-discord": "HTTP 204"}
+
+
+@pytest.mark.timeout(300)
+def test_a_rejected_statement_is_never_published(ops_flows, ops_store_engine, quiet_store, flow_in_thread,
+                                                 channels):
+    from flows.public_statement import public_statement
+    from tasks.store import open_incident
+
+    hooks, mails = channels
+    key = open_incident.fn(title="rpc provider down", incident_type="technical", severity="P1", commander="amara",
+                           opened_by="watcher")
+    started = time.time()
+    thread = flow_in_thread(public_statement, incident_key=key, requested_by="kwame", kind="update",
+                            details="We switched providers.", environment="devnet", approval_poll_interval=0.5)
+    run_id = _paused_statement_run(started)
+    edit_key = thread.wait_paused(run_id)
+    _answer(run_id, body="Update: we switched providers and are monitoring.")
+    thread.wait_paused(run_id, after=edit_key)
+    _answer(run_id, decision="reject", approver="sofia", reason="too early to say")
+    result = thread.join(timeout=120)
+
+    assert result["published"] is False
+    assert hooks == [] and mails == []
+    with ops_store_engine.connect() as conn:
+        refused = conn.execute(select(AuditEntry.details).where(AuditEntry.action == "statement.not_approved",
+                                                                AuditEntry.subject == key)).scalar_one()
+        statements = conn.execute(select(IncidentEvent.id).join(IncidentEvent.incident)
+                                  .where(IncidentEvent.kind == "public_statement")
+                                  .where(IncidentEvent.message.like("%switched providers%"))).all()
+    assert refused["policy"] == "public_statement" and statements == []

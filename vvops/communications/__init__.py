@@ -1,0 +1,1 @@
+"""External and crisis communication: public statements drafted from templates, approved, then published."""
