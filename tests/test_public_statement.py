@@ -4,6 +4,8 @@ server) and the partners' inboxes (a real SMTP server, aiosmtpd); nothing goes o
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import shutil
 import threading
@@ -114,7 +116,7 @@ def _answer(run_id: str, **run_input) -> None:
     resume_flow_run(uuid.UUID(run_id), run_input=run_input)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_a_security_statement_is_edited_approved_by_support_and_security_then_published(
         ops_flows, ops_store_engine, quiet_store, flow_in_thread, channels):
     from flows.public_statement import public_statement
@@ -142,7 +144,8 @@ def test_a_security_statement_is_edited_approved_by_support_and_security_then_pu
     assert hooks == [{"content": edited, "allowed_mentions": {"parse": []}}]
     assert sorted(rcpt for mail in mails for rcpt in mail.rcpt_tos) == [
         "listings-ops@exchange.example", "oncall@partner-a.example", "oncall@partner-b.example"]
-    assert edited in mails[0].content.decode()
+    message = email.message_from_bytes(mails[0].content, policy=email.policy.default)
+    assert message.get_content().strip() == edited
     assert result["x_draft"] == edited and "0xdead" not in json.dumps(result)
     with ops_store_engine.connect() as conn:
         statement = conn.execute(select(IncidentEvent.message, IncidentEvent.data).join(IncidentEvent.incident)
@@ -154,7 +157,7 @@ def test_a_security_statement_is_edited_approved_by_support_and_security_then_pu
     assert published["delivered"]["webhooks"] == {"community-discord": "HTTP 204"}
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_a_rejected_statement_is_never_published(ops_flows, ops_store_engine, quiet_store, flow_in_thread,
                                                  channels):
     from flows.public_statement import public_statement
