@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+
 from prefect import serve
+from prefect.runner import Runner
 from prefect.schedules import Cron
 
 from deployments import DEPLOYMENTS, cron_for, environment_schedules
+
+log = logging.getLogger(__name__)
 
 
 def runner_deployments(*, environment: str):
@@ -30,3 +37,34 @@ def runner_deployments(*, environment: str):
 def serve_all(*, environment: str) -> None:
     """Serve every deployment until interrupted; scheduled runs and UI-triggered runs execute here."""
     serve(*runner_deployments(environment=environment), print_starting_message=False)
+
+
+def serve_until(deployments: list, stop: threading.Event, *, grace_s: float = 4.0) -> None:
+    """Serve `deployments` until `stop` is set, then stop the runner (in-flight runs are cancelled) within about
+    `grace_s` seconds. Unlike `prefect.serve`, a stop is not an exception unwinding through the event loop, so it
+    prints no CancelledError/KeyboardInterrupt tracebacks; schedules stay active (`vvops up` stops the server
+    with the runner, so nothing piles up)."""
+    asyncio.run(_serve_until(deployments, stop, grace_s))
+
+
+async def _serve_until(deployments: list, stop: threading.Event, grace_s: float) -> None:
+    runner = Runner(pause_on_shutdown=False)
+    for deployment in deployments:
+        await runner.aadd_deployment(deployment)
+    started = asyncio.create_task(runner.start())
+    while not stop.is_set() and not started.done():
+        await asyncio.sleep(0.2)
+    if started.done():  # the runner ended by itself: surface why
+        started.result()
+        return
+    try:
+        if runner.started:
+            await asyncio.wait_for(runner.astop(), grace_s)
+        await asyncio.wait_for(asyncio.shield(started), grace_s)
+    except (asyncio.TimeoutError, asyncio.CancelledError, RuntimeError) as error:
+        log.warning("runner did not stop within %.0f s (%s); cancelling it", grace_s, error)
+        started.cancel()
+        try:
+            await asyncio.wait_for(started, 2)
+        except BaseException:  # noqa: BLE001 - shutting down: whatever it raises, we are leaving
+            pass

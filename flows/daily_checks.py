@@ -45,7 +45,7 @@ def daily_checks(environment: str = "devnet") -> dict:
         outcomes += _run_section(area, section, environment)
 
     run_id = record_check_run(flow_name="daily-checks", environment=environment, outcomes=outcomes, started_at=started_at)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "warn", "crit", "error")}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "unknown", "warn", "crit", "error")}
     try:
         alert_messages = raise_alerts_for_outcomes(outcomes, environment)
         delivery = send_alert_notifications(alert_messages, environment)

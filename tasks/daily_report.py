@@ -54,19 +54,20 @@ def render_daily_report(*, environment: str, started_at: datetime, outcomes: lis
     lines = [
         f"# Daily operations report — {environment} — {started_at:%Y-%m-%d %H:%M} UTC",
         "",
-        f"**Health {100 * counts['ok'] / total:.0f}%** · {counts['ok']} ok · {counts['warn']} warn · "
+        f"**Health {100 * counts['ok'] / total:.0f}%** · {counts['ok']} ok · "
+        f"{counts.get('unknown', 0)} unknown (nothing configured to check; not counted as ok) · {counts['warn']} warn · "
         f"{counts['crit']} crit · {counts['error']} error · open incidents {len(context['open_incidents'])} · "
         f"approvals waiting {len(context['pending_approvals'])} · store run #{store_run_id}",
         "",
         "## Health by area",
         "",
         markdown_table([{"area": area, **{s: sum(o.area == area and o.status == s for o in outcomes)
-                                          for s in ("ok", "warn", "crit", "error")}} for area in AREAS]),
+                                          for s in ("ok", "unknown", "warn", "crit", "error")}} for area in AREAS]),
         "",
         "## Failing checks",
         "",
     ]
-    failing = sorted((o for o in outcomes if o.status != "ok"), key=lambda o: ("error", "crit", "warn").index(o.status))
+    failing = sorted((o for o in outcomes if o.status != "ok"), key=lambda o: ("error", "crit", "warn", "unknown").index(o.status))
     if failing:
         lines.append(markdown_table([{"status": f"{STATUS_ICON[o.status]} {o.status}", "check": f"`{o.id}`",
                                       "value": "" if o.value is None else f"{o.value:g}",

@@ -13,8 +13,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-CHECK_STATUSES = ["ok", "warn", "crit", "error"]
-RUN_STATUSES = ["running", "ok", "warn", "crit", "error"]
+CHECK_STATUSES = ["ok", "unknown", "warn", "crit", "error"]
+RUN_STATUSES = ["running", "ok", "unknown", "warn", "crit", "error"]
 SEVERITIES = ["P0", "P1", "P2", "P3"]
 ALERT_STATUSES = ["firing", "resolved", "silenced", "acknowledged"]
 

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from vvops.checks import CheckOutcome
 
-STATUS_ICON = {"ok": "🟢", "warn": "🟡", "crit": "🔴", "error": "⚫"}
+STATUS_ICON = {"ok": "🟢", "unknown": "⚪", "warn": "🟡", "crit": "🔴", "error": "⚫"}
 
 
 @task(name="publish-markdown")
@@ -29,7 +29,7 @@ def publish_check_table(*, key: str, outcomes: list[CheckOutcome], description: 
 
 def outcomes_markdown(outcomes: list[CheckOutcome]) -> str:
     """A markdown table of check outcomes, failing ones first."""
-    order = {"error": 0, "crit": 1, "warn": 2, "ok": 3}
+    order = {"error": 0, "crit": 1, "warn": 2, "unknown": 3, "ok": 4}
     lines = ["| status | check | value | threshold | message |", "| --- | --- | --- | --- | --- |"]
     for o in sorted(outcomes, key=lambda o: (order[o.status], o.id)):
         value = "" if o.value is None else f"{o.value:g}"

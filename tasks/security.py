@@ -110,7 +110,10 @@ def analyse_access_logs_task(*, params: Any, thresholds: dict[str, Any], now: da
         streams.append(read_access_log(path, source.format, since))  # streamed: logs can be large
     entries = itertools.chain.from_iterable(streams)
     if not params.sources:
-        return [CheckOutcome("security.access_logs", "security", "ok", "no access logs configured for this environment")], []
+        return [CheckOutcome("security.access_logs", "security", "unknown",
+                             "nothing to check: no access logs configured for this environment",
+                             hint="list the web servers' and RPC gateway's access logs under security.access_logs.sources "
+                                  "in config/checks.yaml (path + format: combined | json)")], []
     outcomes = analyse_access_logs(entries=entries, now=now, window_hours=params.window_hours,
                                    baseline_days=params.baseline_days, admin_path_prefixes=params.admin_path_prefixes,
                                    thresholds=thresholds, min_auth_failures=params.min_auth_failures, sources=used)
@@ -147,6 +150,12 @@ def review_vulnerability_reports(*, params: Any, thresholds: dict[str, Any], now
             previous = json.loads(state_path.read_text()).get("findings", {})
         except ValueError:
             previous = {}
+    if not reports and not params.require_reports:
+        return [CheckOutcome("security.vulnerability_reports", "security", "unknown",
+                             f"nothing to check: no vulnerability scan reports in {folder}",
+                             hint=f"have the scanners (pip-audit -f json, npm audit --json, osv-scanner --json, any "
+                                  f"SARIF) write their reports to {folder} (security.vulnerability_reports.folder)",
+                             details={"folder": str(folder), "findings": []})], []
     outcome, state = evaluate_vulnerabilities(findings=findings, previous=previous, now=now, thresholds=thresholds,
                                               newest_report_at=newest, max_report_age_days=params.max_report_age_days,
                                               unreadable=unreadable, require_reports=params.require_reports)

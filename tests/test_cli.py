@@ -69,6 +69,8 @@ def test_unknown_flow_lists_the_known_ones(capsys, api_up):
     [
         ("COMPLETED", ["ok", "ok"], 0),
         ("COMPLETED", ["ok", "warn"], 1),
+        ("COMPLETED", ["ok", "unknown"], 1),   # nothing configured to check: attention, not ok
+        ("COMPLETED", ["unknown", "error"], 3),
         ("COMPLETED", ["warn", "crit"], 2),
         ("COMPLETED", ["crit", "error"], 2),   # crit outranks could-not-run
         ("COMPLETED", ["warn", "error"], 3),

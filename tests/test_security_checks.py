@@ -218,6 +218,13 @@ def test_vulnerability_reports_counted_by_severity_with_new_since_last_run(tmp_p
     (folder / "slither.json").unlink()
     (third,), _ = review_vulnerability_reports.fn(params=params, thresholds=VULN_THRESHOLDS, now=day1 + timedelta(days=3))
     assert third.details["new_count"] == 0 and len(third.details["resolved"]) == 2
+    # every finding goes to the stored result, as the monthly review reads it (open ones and the ones fixed now)
+    from vvops.reviews.monthly import vulnerability_status
+
+    status = vulnerability_status({"details": second.details}, now=day1 + timedelta(days=2), start=day1)
+    assert {r["severity"]: r["open"] for r in status["by_severity"]}["critical"] == 1
+    fixed = [f for f in third.details["findings"] if f.get("fixed_at")]
+    assert len(fixed) == 2 and all(f["severity"] for f in fixed)
 
 
 def test_no_reports_warns_only_when_required(tmp_path):
@@ -225,7 +232,14 @@ def test_no_reports_warns_only_when_required(tmp_path):
     (required,), _ = review_vulnerability_reports.fn(params=params, thresholds=VULN_THRESHOLDS, now=_now())
     optional = params.model_copy(update={"require_reports": False})
     (relaxed,), _ = review_vulnerability_reports.fn(params=optional, thresholds=VULN_THRESHOLDS, now=_now())
-    assert (required.status, relaxed.status) == ("warn", "ok")
+    assert (required.status, relaxed.status) == ("warn", "unknown")  # nothing to check is never "ok"
+    assert "write their reports to" in relaxed.hint
+
+
+def test_no_access_logs_configured_is_unknown_with_a_hint():
+    (outcome,), points = analyse_access_logs_task.fn(params=AccessLogsParams(sources=()), thresholds=ACCESS_THRESHOLDS,
+                                                     now=NOW)
+    assert outcome.status == "unknown" and "config/checks.yaml" in outcome.hint and points == []
 
 
 # --------------------------------------------------------------------------- credentials
@@ -271,6 +285,6 @@ def test_security_posture_subflow_reviews_open_alerts(ops_flows, quiet_store, op
     by_id = {o.id: o for o in outcomes}
     assert by_id["security.alerts"].status == "crit"
     assert by_id["security.alerts"].details["by_severity"] == {"P1": 1, "P3": 1}
-    assert by_id["security.access_logs"].status == "ok"  # devnet: no access logs configured
-    assert by_id["security.vulnerability_reports"].status == "ok"
+    assert by_id["security.access_logs"].status == "unknown"  # devnet: no access logs configured
+    assert by_id["security.vulnerability_reports"].status == "unknown"  # devnet: no scan reports
     assert all(o.status != "error" for o in outcomes), [o for o in outcomes if o.status == "error"]

@@ -148,8 +148,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--activity-interval", type=_seconds, default=2.0, help="seconds between synthetic devnet transactions (0: none)")
     up.add_argument("--block-time", type=_seconds, default=2.0, help="devnet seconds per block (default 2; 0: one block per tx)")
     up.add_argument("--slack-port", type=_PORT, default=3000, help="port of the Slack interactions endpoint")
-    up.add_argument("--no-history", action="store_true", help="do not seed a fresh devnet store with demo history")
     up.add_argument("--status-port", type=_PORT, default=8088, help="port of the public status page (default 8088)")
+    up.add_argument("--demo-history", action="store_true",
+                    help="seed a fresh devnet store with 90 days of generated demo history (off: reviews show live data only)")
+    up.add_argument("--no-history", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
     up.add_argument("--governance", choices=("eoa", "safe"), default="eoa",
                     help="devnet: safe = a Safe multisig holds the timelock's proposer role (mirrors mainnet)")
     up.add_argument("--profile", choices=("embedded", "production"), default="embedded",
@@ -415,7 +417,14 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
         metrics = WatcherMetrics()
         serve_registry(metrics.registry, args.metrics_host, args.metrics_port)
-    stats = run_watcher(environment=args.environment, stop_event=stop, containment=True, metrics=metrics)
+    pid_file = paths.state_dir() / f"watcher-{args.environment}.pid"  # read by `vvops status`
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        stats = run_watcher(environment=args.environment, stop_event=stop, containment=True, metrics=metrics)
+    finally:
+        if pid_file.read_text().strip() == str(os.getpid()):
+            pid_file.unlink(missing_ok=True)
     print(f"watcher stopped: {stats}")
     return 0
 
@@ -585,12 +594,12 @@ def _start_metrics_endpoint(args: argparse.Namespace, supervisor: Any) -> list[s
     from vvops.observability.exporter import port_is_free
 
     if not args.metrics_port or not port_is_free("127.0.0.1", args.metrics_port):
-        print(f"metrics    exporter off: port {args.metrics_port} is not free (--metrics-port)")
+        _log(f"metrics    exporter off: port {args.metrics_port} is not free (--metrics-port)")
         return None
     argv = [sys.executable, "-m", "vvops.cli", "metrics-endpoint", "--port", str(args.metrics_port),
             "-e", args.environment]
     child = supervisor.start("metrics-endpoint", argv)
-    print(f"metrics    http://127.0.0.1:{args.metrics_port}/metrics (store, Prefect), watcher's on "
+    _log(f"metrics    http://127.0.0.1:{args.metrics_port}/metrics (store, Prefect), watcher's on "
           f":{args.metrics_port + 1} (log {child.log})")
     return argv
 
@@ -619,7 +628,13 @@ PRODUCTION_STORE_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/vvops_store"
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from vvops.services import Supervisor, apply_prefect_runtime_env, prefect_api_url, start_prefect_server
+    """Bring everything up in the foreground. The console shows what runs where and one line per flow run start
+    and end; everything else (flow-run output, library logs) goes to .vvops/logs/up.log and the Prefect UI.
+    Ctrl-C (or SIGTERM) stops every process it started, quietly."""
+    import threading
+
+    from vvops.console import ConsoleRedirect
+    from vvops.services import apply_prefect_runtime_env, prefect_api_url
 
     started = time.monotonic()
     external = args.prefect_api_url.rstrip("/") if args.prefect_api_url else None
@@ -631,67 +646,134 @@ def _cmd_up(args: argparse.Namespace) -> int:
     _require_valid_config(args.environment)
     if external:
         _require_external_prefect(external)
-    # Clean-up runs on KeyboardInterrupt: make SIGTERM (systemd, kill) take the same path, and re-enable
-    # SIGINT, which a shell ignores for a process started in the background with `&`.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    _check_up_ports(args, api_url, external=external is not None)
+    stop = threading.Event()
+    serving = threading.Event()
 
-    supervisor = Supervisor()
-    devnet = None
-    try:
-        if not args.no_devnet and args.environment == "devnet":
-            from vvops.devnet.service import start_devnet_background
+    def on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
+        # Starting: unwind the start-up at once. Serving: the serve loop sees `stop` and returns. A second
+        # signal while stopping is ignored (a second KeyboardInterrupt would escape the clean-up).
+        if stop.is_set():
+            return
+        stop.set()
+        if not serving.is_set():
+            raise KeyboardInterrupt
 
-            devnet = start_devnet_background(port=args.anvil_port, block_time=args.block_time or None,
-                                             activity_interval=args.activity_interval or None,
-                                             governance=args.governance)
-            anvil, info, _activity = devnet
-            print(f"devnet     anvil on {info.rpc_url} (chain {info.chain_id}); addresses in {paths.devnet_file()}")
-
-        from vvops.store.db import migrate, redact_url
-
-        store_url = _store_url()
-        migrate(store_url)
-        print(f"store      {redact_url(store_url)} (migrated to head)")
-        if args.environment == "devnet" and not args.no_history:
-            _seed_demo_history(store_url)
-
-        if not external:
-            server, took = start_prefect_server(supervisor, port=args.port)
-            where = f"started in {took:.1f} s, log {server.log}" if server else "already running"
-            database = redact_url(os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL", "SQLite under .vvops/prefect"))
-            print(f"prefect    UI http://127.0.0.1:{args.port}  API {api_url} ({where}; database {database})")
-
-        from blocks.register import register_blocks
-
-        for line in register_blocks(environment=args.environment):
-            print(f"blocks     {line}")
-        _start_slack_endpoint(args, supervisor)
-        _start_status_page(args, supervisor)
-        watcher_argv = [sys.executable, "-m", "vvops.cli", "watch", "-e", args.environment,
-                        "--metrics-port", str(args.metrics_port + 1 if args.metrics_port else 0)]
-        watcher = supervisor.start("watcher", watcher_argv)
-        print(f"watcher    following chain {args.environment} (pid {watcher.process.pid}, log {watcher.log})")
-        restart = {"watcher": watcher_argv}
-        exporter_argv = _start_metrics_endpoint(args, supervisor)
-        if exporter_argv:
-            restart["metrics-endpoint"] = exporter_argv
-
-        if production:
-            _run_production(args, supervisor, started, restart)
-        else:
-            _run_embedded(args, started, supervisor, restart)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        print("stopping ...", flush=True)
-        if devnet is not None:
-            from vvops.devnet.service import stop_devnet_background
-
-            stop_devnet_background(devnet[0], devnet[2])
-        supervisor.stop_all()
-        print("stopped", flush=True)
+    # SIGTERM (systemd, kill) takes the same path as Ctrl-C; SIGINT is re-enabled for a process started with `&`.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    console = ConsoleRedirect(paths.state_dir() / "logs" / "up.log")
+    with console:
+        _UP_OUT[0] = console.say
+        try:
+            _up_services(args, api_url, started, stop, serving, production, external)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the clean-up is not interrupted
+            _stop_up(started_stop=time.monotonic())
+            _UP_OUT[0] = print
     return 0
+
+
+_UP_OUT: list[Any] = [print]   # where `vvops up` says things: the terminal, also while stdout goes to the log
+_UP_STATE: dict[str, Any] = {}
+
+
+def _log(message: str) -> None:
+    _UP_OUT[0](message)
+
+
+def _check_up_ports(args: argparse.Namespace, api_url: str, *, external: bool = False) -> None:
+    """Refuse to start when a port `up` needs is held by a listener (TIME_WAIT leftovers do not count)."""
+    from vvops.services import api_is_healthy, port_is_free
+
+    wanted = [] if external else [(args.port, "--port", "the Prefect server")]
+    if not args.no_devnet and args.environment == "devnet":
+        wanted.append((args.anvil_port, "--anvil-port", "the devnet (anvil)"))
+    for port, option, what in wanted:
+        if port == args.port and api_is_healthy(api_url):
+            continue  # a Prefect server already answers there: `up` uses it
+        if not port_is_free(port):
+            raise CliError(f"port {port} on 127.0.0.1 is in use (needed by {what}): stop what listens there "
+                           f"or choose another with {option}")
+
+
+def _up_services(args: argparse.Namespace, api_url: str, started: float, stop: Any, serving: Any,
+                 production: bool, external: str | None = None) -> None:
+    from vvops.services import Supervisor, start_prefect_server
+
+    supervisor = _UP_STATE["supervisor"] = Supervisor()
+    if not args.no_devnet and args.environment == "devnet":
+        from vvops.devnet.service import start_devnet_background
+
+        devnet = _UP_STATE["devnet"] = start_devnet_background(
+            port=args.anvil_port, block_time=args.block_time or None,
+            activity_interval=args.activity_interval or None, governance=args.governance)
+        anvil, info, _activity = devnet
+        clock = f"a block every {args.block_time:g} s" if args.block_time else "a block per transaction"
+        _log(f"devnet     anvil on {info.rpc_url} (chain {info.chain_id}, {clock}); addresses in {paths.devnet_file()}")
+
+    from vvops.store.db import migrate, redact_url
+
+    store_url = _store_url()
+    migrate(store_url)
+    _log(f"store      {redact_url(store_url)} (migrated to head)")
+    if args.environment == "devnet" and args.demo_history and not args.no_history:
+        _seed_demo_history(store_url)
+
+    if not external:
+        server, took = start_prefect_server(supervisor, port=args.port)
+        where = f"started in {took:.1f} s, log {server.log}" if server else "already running"
+        database = redact_url(os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL", "SQLite under .vvops/prefect"))
+        _log(f"prefect    UI http://127.0.0.1:{args.port}  API {api_url} ({where}; database {database})")
+
+    from blocks.register import register_blocks
+
+    for line in register_blocks(environment=args.environment):
+        _log(f"blocks     {line}")
+    _start_slack_endpoint(args, supervisor)
+    _start_status_page(args, supervisor)
+    watcher_argv = [sys.executable, "-m", "vvops.cli", "watch", "-e", args.environment,
+                    "--metrics-port", str(args.metrics_port + 1 if args.metrics_port else 0)]
+    watcher = supervisor.start("watcher", watcher_argv)
+    _log(f"watcher    following chain {args.environment} (pid {watcher.process.pid}, log {watcher.log})")
+    restart = {"watcher": watcher_argv}
+    exporter_argv = _start_metrics_endpoint(args, supervisor)
+    if exporter_argv:
+        restart["metrics-endpoint"] = exporter_argv
+    from vvops.console import RunLines
+
+    run_lines = _UP_STATE["run_lines"] = RunLines(api_url, _log)
+    run_lines.start()
+    if production:
+        _run_production(args, supervisor, started, restart, stop, serving)
+    else:
+        _run_embedded(args, started, supervisor, restart, stop, serving)
+
+
+def _stop_up(*, started_stop: float) -> None:
+    """Stop everything `up` started, in parallel where it can: nothing is left running, nothing is printed but
+    two lines."""
+    from vvops.services import stop_descendants
+
+    _log("stopping ...")
+    state = dict(_UP_STATE)
+    _UP_STATE.clear()
+    if state.get("run_lines") is not None:
+        state["run_lines"].stop()
+    devnet = state.get("devnet")
+    if devnet is not None and devnet[2] is not None:
+        devnet[2].stop_event.set()  # the traffic stops sending at once; joined below
+    if state.get("supervisor") is not None:
+        state["supervisor"].stop_all(timeout=4.0)
+    if devnet is not None:
+        from vvops.devnet.service import stop_devnet_background
+
+        stop_devnet_background(devnet[0], devnet[2])
+    left = stop_descendants(timeout=2.0)
+    extra = f"; ended {left} leftover process(es)" if left else ""
+    _log(f"stopped in {time.monotonic() - started_stop:.1f} s{extra}")
 
 
 def _start_slack_endpoint(args: argparse.Namespace, supervisor: Any) -> None:
@@ -700,11 +782,11 @@ def _start_slack_endpoint(args: argparse.Namespace, supervisor: Any) -> None:
 
     cfg = load_config(environment=args.environment)
     if cfg.slack.signing_secret() is None:
-        print(f"slack      interactions endpoint off: set ${cfg.slack.signing_secret_env} to approve from Slack")
+        _log(f"slack      interactions endpoint off: set ${cfg.slack.signing_secret_env} to approve from Slack")
         return
     argv = [sys.executable, "-m", "vvops.cli", "slack-endpoint", "--port", str(args.slack_port), "-e", args.environment]
     child = supervisor.start("slack-endpoint", argv)
-    print(f"slack      interactions endpoint http://127.0.0.1:{args.slack_port}/slack/interactions (log {child.log})")
+    _log(f"slack      interactions endpoint http://127.0.0.1:{args.slack_port}/slack/interactions (log {child.log})")
 
 
 def _start_status_page(args: argparse.Namespace, supervisor: Any) -> None:
@@ -716,11 +798,11 @@ def _start_status_page(args: argparse.Namespace, supervisor: Any) -> None:
         try:
             probe.bind(("127.0.0.1", args.status_port))
         except OSError:
-            print(f"status     public status page off: port {args.status_port} is in use (choose --status-port)")
+            _log(f"status     public status page off: port {args.status_port} is in use (choose --status-port)")
             return
     child = supervisor.start("status-page", [sys.executable, "-m", "vvops.cli", "status-page", "serve",
                                              "--port", str(args.status_port), "-e", args.environment])
-    print(f"status     public status page http://127.0.0.1:{args.status_port}/status/ (log {child.log})")
+    _log(f"status     public status page http://127.0.0.1:{args.status_port}/status/ (log {child.log})")
 
 
 def _seed_demo_history(store_url: str) -> None:
@@ -737,7 +819,7 @@ def _seed_demo_history(store_url: str) -> None:
             if conn.scalar(select(func.count(Metric.id))):
                 return
         counts = generate_history(engine=engine, days=90)
-        print(f"history    90 days of demo history for the reports ({counts['metrics']} metric points; --no-history skips)")
+        _log(f"history    90 days of demo history for the reports ({counts['metrics']} generated metric points: demo data, not measured)")
     finally:
         engine.dispose()
 
@@ -748,16 +830,15 @@ def _print_deployments(environment: str, where: str) -> None:
     schedules = environment_schedules(environment)
     for spec in DEPLOYMENTS:
         cron = cron_for(spec, schedules)
-        print(f"deployment {spec.flow_name + '/' + environment:<28} {cron or 'on demand':<12} {where}")
+        _log(f"deployment {spec.flow_name + '/' + environment:<28} {cron or 'on demand':<12} {where}")
 
 
-def _run_embedded(args: argparse.Namespace, started: float, supervisor: Any, restart: dict[str, list[str]]) -> None:
-    """Serve every deployment from this process (the embedded default)."""
+def _run_embedded(args: argparse.Namespace, started: float, supervisor: Any, restart: dict[str, list[str]],
+                  stop: Any, serving: Any) -> None:
+    """Serve every deployment from this process (the embedded default) until `stop` is set."""
     import threading
 
-    from prefect import serve
-
-    from deployments.serve import runner_deployments
+    from deployments.serve import runner_deployments, serve_until
     from vvops.services import keep_running
 
     deployments = runner_deployments(environment=args.environment)
@@ -765,9 +846,11 @@ def _run_embedded(args: argparse.Namespace, started: float, supervisor: Any, res
     # serve() registers the deployments as it starts; the automations need incident-response to exist first.
     threading.Thread(target=_ensure_automations_when_deployed, args=(args.environment,), daemon=True).start()
     threading.Thread(target=keep_running, args=(supervisor,), kwargs={"restart": restart, "out": _log}, daemon=True).start()
-    print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
-    # Keep schedules active across restarts: `up` stops the server with the runner, so nothing piles up.
-    serve(*deployments, print_starting_message=False, pause_on_shutdown=False)
+    _log(f"ready in {time.monotonic() - started:.1f} s; flow runs log to {paths.state_dir() / 'logs' / 'up.log'} "
+         f"and the UI; Ctrl-C stops everything")
+    serving.set()
+    if not stop.is_set():
+        serve_until(deployments, stop)
 
 
 def _apply_production_env(*, own_prefect_server: bool = True) -> None:
@@ -793,10 +876,6 @@ def _require_external_prefect(api_url: str) -> None:
     print(f"prefect    using the existing server at {api_url} ({prefect_auth_kind()}); not starting one")
 
 
-def _log(message: str) -> None:
-    print(message, flush=True)
-
-
 def _ensure_automations_when_deployed(environment: str, *, attempts: int = 60) -> None:
     """Create the alert automations (P0/P1 start incident-response) once that deployment exists."""
     from deployments.automations import ensure_automations
@@ -809,6 +888,10 @@ def _ensure_automations_when_deployed(environment: str, *, attempts: int = 60) -
             return
         except LookupError:
             time.sleep(1)
+        except Exception as error:  # noqa: BLE001 - the server went away (Ctrl-C while starting): say it once
+            if "supervisor" in _UP_STATE:
+                _log(f"automations not created: {type(error).__name__}: {error}")
+            return
     _log(f"automations not created: incident-response/{environment} was not deployed within {attempts} s")
 
 
@@ -822,7 +905,8 @@ def _ensure_contract_limits(environment: str) -> None:
     _log(f"concurrency limits {len(names)} ready: one parameter change or upgrade per contract at a time")
 
 
-def _run_production(args: argparse.Namespace, supervisor: Any, started: float, restart: dict[str, list[str]]) -> None:
+def _run_production(args: argparse.Namespace, supervisor: Any, started: float, restart: dict[str, list[str]],
+                    stop: Any, serving: Any) -> None:
     """Deploy to the process work pool and keep N workers running (restarted when they die)."""
     from deployments.prefect_yaml import configured_work_pool
     from deployments.production import deploy_to_work_pool, ensure_work_pool
@@ -838,13 +922,14 @@ def _run_production(args: argparse.Namespace, supervisor: Any, started: float, r
         name = f"worker-{index}"
         workers[name] = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--name", f"vvops-{name}"]
         child = supervisor.start(name, workers[name])
-        print(f"worker     vvops-{name} on pool {pool} (pid {child.process.pid}, log {child.log})")
-    print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
-    keep_running(supervisor, restart=workers)
+        _log(f"worker     vvops-{name} on pool {pool} (pid {child.process.pid}, log {child.log})")
+    import threading
 
-
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    threading.Thread(target=keep_running, args=(supervisor,), kwargs={"restart": workers, "out": _log},
+                     daemon=True).start()
+    _log(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C stops everything")
+    serving.set()
+    stop.wait()
 
 
 # --- run and status -----------------------------------------------------------------------------------
@@ -950,7 +1035,7 @@ def monitoring_exit_code(summary: dict[str, Any]) -> int:
         return EXIT_CRIT
     if summary.get("state") != "COMPLETED" or "error" in statuses:
         return EXIT_UNKNOWN
-    if "warn" in statuses:
+    if "warn" in statuses or "unknown" in statuses:  # unknown: something to configure, like a warning
         return EXIT_WARN
     return EXIT_OK
 
@@ -971,10 +1056,53 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
         url = _store_url()
         report["store"] = {"url": redact_url(url), "revision": current_revision(url)}
+        report["watcher"] = _watcher_status(url)
     except Exception as exc:  # status must report, not crash
         report["store"] = {"error": str(exc)}
     print(json.dumps(report, indent=2, default=str))
     return 0 if report["prefect"]["healthy"] else 1
+
+
+def _watcher_status(store_url: str, environment: str = "devnet") -> dict[str, Any]:
+    """Is `vvops watch` running, and which block has it processed on each chain (with the node's head when the
+    environment's RPC answers, so `behind` says how far it lags)."""
+    import psutil
+    from sqlalchemy import select
+
+    from vvops.store import make_engine, session_scope
+    from vvops.store.models import WatcherCheckpoint
+
+    pid_file = paths.state_dir() / f"watcher-{environment}.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        running = psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (OSError, ValueError, IndexError, psutil.Error):
+        pid, running = None, False
+    engine = make_engine(store_url)
+    try:
+        with session_scope(engine) as s:
+            rows = list(s.scalars(select(WatcherCheckpoint)))
+            chains = [{"chain_id": r.chain_id, "watcher": r.watcher, "processed_block": r.last_block,
+                       "processed_hash": r.last_block_hash, "genesis_hash": r.genesis_hash,
+                       "updated_at": r.updated_at} for r in rows]
+    finally:
+        engine.dispose()
+    head = None
+    try:
+        from vvops.chain.rpc import RpcClient
+        from vvops.config import load_config
+
+        cfg = load_config(environment=environment)
+        with RpcClient([u.get_secret_value() for u in cfg.resolve_rpc_urls()], timeout_s=2.0) as rpc:
+            head = int(rpc.call("eth_blockNumber"), 16)
+            chain_id = cfg.env.chain_id
+        for chain in chains:
+            if chain["chain_id"] == chain_id:
+                chain["node_head"], chain["behind"] = head, head - chain["processed_block"]
+    except Exception:  # noqa: BLE001 - the node is down: the checkpoint alone still says how far it got
+        pass
+    return {"running": running, "pid": pid if running else None, "chains": chains,
+            "message": (f"watcher running (pid {pid})" if running else "watcher not running")}
 
 
 def _deployment_names(api_url: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,19 @@ DEFAULT_PREFECT_PORT = 4200
 
 class ServiceError(RuntimeError):
     """A service could not start or answer; the message says which and where its log is."""
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a server could listen on host:port now. Binds with SO_REUSEADDR, as the servers we start do:
+    a socket left in TIME_WAIT by a process that just stopped does not hold the port (a plain bind or a connect
+    would refuse it for about a minute after every restart); a listening socket still does."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def prefect_api_url(port: int = DEFAULT_PREFECT_PORT, host: str = "127.0.0.1") -> str:
@@ -153,13 +167,50 @@ class Supervisor:
         self.children.append(child)
         return child
 
-    def stop_all(self) -> None:
+    def stop_all(self, *, timeout: float = 4.0) -> None:
+        """SIGTERM every child's process group at once, wait up to `timeout` s for all of them together,
+        then SIGKILL what is left: stopping takes the slowest child's time, not the sum."""
         self.stopping = True  # keep_running must not restart what is being stopped
-        while self.children:
-            self.children.pop().stop()
+        children, self.children = list(reversed(self.children)), []
+        for child in children:
+            if child.process.poll() is None:
+                _signal_group(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(c.process.poll() is None for c in children):
+            time.sleep(0.05)
+        for child in children:
+            if child.process.poll() is None:
+                _signal_group(child.process.pid, signal.SIGKILL)
+                child.process.wait(timeout=5)
+            else:
+                _signal_group(child.process.pid, signal.SIGKILL)  # grandchildren left in the group
 
 
-def start_prefect_server(supervisor: Supervisor, *, port: int, timeout: float = 120.0) -> tuple[ManagedProcess | None, float]:
+def stop_descendants(*, timeout: float = 3.0) -> int:
+    """Terminate every process this one started that is still alive (flow-run processes of the runner,
+    anything a library spawned), then kill the ones that outlast `timeout`. Returns how many there were."""
+    import psutil
+
+    try:
+        procs = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return 0
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=2)
+    return len(procs)
+
+
+def start_prefect_server(supervisor: Supervisor, *, port: int, timeout: float = 300.0) -> tuple[ManagedProcess | None, float]:
     """Start `prefect server start` unless one already answers on the port; return it and its start-up time."""
     api_url = prefect_api_url(port)
     if api_is_healthy(api_url):

@@ -86,6 +86,6 @@ def protocol_health(environment: str = "devnet", window_hours: float = 24) -> li
     except Exception as exc:  # noqa: BLE001 - results still go back to the caller, who stores them
         logger.warning("metrics not recorded: %s", exc)
         outcomes.append(_error("protocol.metrics", "protocol", exc))
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "warn", "crit", "error")}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "unknown", "warn", "crit", "error")}
     logger.info("protocol health on %s: %s", environment, counts)
     return outcomes

@@ -27,6 +27,7 @@ import httpx
 
 from vvops import paths
 from vvops.services import die_with_parent as _die_with_parent
+from vvops.services import port_is_free  # noqa: F401 - re-exported: SO_REUSEADDR, as the servers bind
 
 DEFAULT_CHAIN_ID = 31337
 ANVIL_BIN_ENV = "VVOPS_ANVIL_BIN"
@@ -61,15 +62,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def tail(path: Path | None, lines: int = 20) -> str:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-STATUS_ORDER = ("ok", "warn", "crit", "error")
+# `unknown`: nothing is configured for the check to look at (no access logs, no scan reports...): not ok, not a
+# failure either; it carries the hint to configure it and never counts toward the health percentage.
+STATUS_ORDER = ("ok", "unknown", "warn", "crit", "error")
 
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """One check's verdict: status ok/warn/crit/error, the measured value, the threshold and a hint."""
+    """One check's verdict: status ok/unknown/warn/crit/error, the measured value, the threshold and a hint."""
 
     id: str
     area: str

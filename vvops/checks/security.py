@@ -418,6 +418,13 @@ def evaluate_vulnerabilities(*, findings: list[Finding], previous: dict[str, dic
         threshold=_threshold_text(crit_t if by_crit else high_t),
         hint=None if status == "ok" else "triage the new findings with security_ops; patch or record an exception",
         details={"counts": counts, "new": new[:50], "new_count": len(new), "resolved": resolved[:50],
+                 # every open finding (and the ones fixed since the last run), as the monthly review reads them
+                 "findings": ([{"id": v["id"] or k, "key": k, "severity": v["severity"], "first_seen": v["first_seen"],
+                                "tool": v["tool"], "subject": v["subject"]} for k, v in sorted(state.items())]
+                              + [{"id": previous[k].get("id") or k, "key": k, "severity": previous[k].get("severity"),
+                                  "first_seen": previous[k].get("first_seen"), "fixed_at": now.isoformat(),
+                                  "tool": previous[k].get("tool"), "subject": previous[k].get("subject")}
+                                 for k in resolved])[:1000],
                  "oldest_open_days": oldest_days,
                  "newest_report_at": newest_report_at.isoformat() if newest_report_at else None})
     return outcome, state

@@ -144,7 +144,7 @@ def stop_devnet_background(node: AnvilProcess, activity: ActivityThread | None =
     """Stop the activity thread and anvil; remove anvil.pid if it is this node's."""
     pid = node.pid
     if activity is not None:
-        activity.stop()
+        activity.stop(timeout=3.0)
     node.stop()
     if pid is not None:
         _remove(anvil_pid_file(), pid)

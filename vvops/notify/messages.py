@@ -23,7 +23,7 @@ STATUS_ICON = {"ok": ":large_green_circle:", "warn": ":large_yellow_circle:", "c
 SEVERITY_ICON = {"P0": ":rotating_light:", "P1": ":red_circle:", "P2": ":large_orange_circle:", "P3": ":large_yellow_circle:"}
 RISK_ICON = {"low": ":large_green_circle:", "medium": ":large_yellow_circle:", "high": ":large_orange_circle:",
              "critical": ":red_circle:"}
-STATUS_ORDER = {"error": 0, "crit": 1, "warn": 2, "ok": 3}
+STATUS_ORDER = {"error": 0, "crit": 1, "warn": 2, "unknown": 3, "ok": 4}
 
 APPROVE_ACTION_ID = "approval_approve"
 ACKNOWLEDGE_ACTION_ID = "alert_acknowledge"
@@ -147,9 +147,9 @@ def summary(*, cadence: str, environment: str, period: str, counts: Mapping[str,
             failing: Iterable[Any] = (), run_url: str | None = None) -> Message:
     """A daily/weekly/monthly summary: counts per status; the failing checks go in its thread (`summary_failures`)."""
     failing = [_check(c) for c in failing]
-    order = ("ok", "warn", "crit", "error")
+    order = ("ok", "unknown", "warn", "crit", "error")
     count_text = " · ".join(f"{STATUS_ICON[s]} {s} {int(counts.get(s, 0))}" for s in order if s in counts or s == "ok")
-    worst = next((s for s in ("error", "crit", "warn") if counts.get(s)), "ok")
+    worst = next((s for s in ("error", "crit", "warn", "unknown") if counts.get(s)), "ok")
     title = f"{cadence.capitalize()} summary — {environment} — {period}"
     blocks = [header(title), section(f"{STATUS_ICON[worst]} *Overall: {worst}*\n{count_text}")]
     if failing:

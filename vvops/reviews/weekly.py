@@ -12,7 +12,7 @@ import pandas as pd
 
 from vvops.forecast import fit_trend
 
-STATUSES = ("ok", "warn", "crit", "error")
+STATUSES = ("ok", "unknown", "warn", "crit", "error")
 SEVERITIES = ("P0", "P1", "P2", "P3")
 INTEGRATION_CHECKS = ("infrastructure.rpc_latency", "infrastructure.http_endpoints", "protocol.network_conditions",
                       "protocol.onchain_activity")

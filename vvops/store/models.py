@@ -76,6 +76,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class CheckStatus(str, enum.Enum):
     OK = "ok"
+    UNKNOWN = "unknown"  # nothing configured to check
     WARN = "warn"
     CRIT = "crit"
     ERROR = "error"
@@ -84,6 +85,7 @@ class CheckStatus(str, enum.Enum):
 class RunStatus(str, enum.Enum):
     RUNNING = "running"
     OK = "ok"
+    UNKNOWN = "unknown"
     WARN = "warn"
     CRIT = "crit"
     ERROR = "error"
