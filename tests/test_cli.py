@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 import pytest
 
@@ -13,7 +14,7 @@ from vvops.devnet import free_port
 
 
 def _vvops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vvops.cli", *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-m", "vvops.cli", *args], capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})
 
 
@@ -103,3 +104,34 @@ def test_silence_add_list_expire_from_the_command_line(tmp_path):
     assert expired.returncode == 0 and expired.stdout.startswith(f"{silence_id} expired")
     assert _vvops("silence", "list", env=env).stdout.strip() == "no silences in force (--all shows ended ones)"
     assert "ended" in _vvops("silence", "list", "--all", env=env).stdout
+
+
+def test_a_tabletop_drill_is_recorded_with_participants_and_findings_and_counts_for_compliance(tmp_path):
+    env = {**os.environ, "VVOPS_HOME": str(tmp_path)}
+    env.pop("VVOPS_STORE_URL", None)
+    done = _vvops("drill", "record", "--kind", "tabletop", "--scenario", "guardian key lost during a drain",
+                  "--participant", "amara", "--participant", "mei", "--finding", "no backup guardian documented",
+                  "--finding", "pager escalation took 9 min", "--at", "2026-11-20T14:00", "--by", "mei", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "tabletop drill #1 with 2 participant(s), 2 finding(s)" in done.stdout
+    missing = _vvops("drill", "record", "--kind", "tabletop", "--scenario", "x", "--participant", "mei",
+                     "--by", "mei", env=env)
+    assert missing.returncode == 1 and "record what the drill found" in missing.stderr
+    stranger = _vvops("drill", "record", "--kind", "tabletop", "--scenario", "x", "--participant", "nobody",
+                      "--finding", "f", "--by", "mei", env=env)
+    assert stranger.returncode == 1 and "'nobody' is not on the roster" in stranger.stderr
+
+    import pandas as pd
+    from sqlalchemy import create_engine, text
+
+    from vvops.reviews.compliance import drills_control
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'ops.db'}")
+    with engine.connect() as conn:
+        drills = pd.read_sql(text("SELECT id, kind, started_at, ok, details FROM drills"), conn)
+        audit = conn.scalar(text("SELECT count(*) FROM audit_log WHERE action = 'drill.record'"))
+    engine.dispose()
+    assert len(drills) == 1 and audit == 1
+    drills["started_at"] = pd.to_datetime(drills["started_at"], utc=True)
+    control = drills_control(drills, every_days={"tabletop": 180}, end=datetime(2026, 11, 30, tzinfo=timezone.utc))
+    assert control.passed, control.summary

@@ -237,6 +237,20 @@ def _parser() -> argparse.ArgumentParser:
     from vvops.safe.cli import add_parser as add_safe_parser
 
     add_safe_parser(sub, _safe_cli_errors)
+
+    drill = sub.add_parser("drill", help="drills people run (tabletop...)").add_subparsers(title="drill commands")
+    record = drill.add_parser("record", help="record a drill with its participants and findings (audited)")
+    record.add_argument("--kind", required=True, help="tabletop | store-restore | rpc-failover | incident-response | "
+                                                       "key-compromise | emergency-pause")
+    record.add_argument("--scenario", required=True, help="what was exercised")
+    record.add_argument("--participant", action="append", default=[], help="person id (repeat)")
+    record.add_argument("--finding", action="append", default=[], help="what the drill found (repeat)")
+    record.add_argument("--at", default=None, help="when it started (ISO 8601, UTC; default now)")
+    record.add_argument("--minutes", type=float, default=60.0, help="how long it took")
+    record.add_argument("--failed", action="store_true", help="the drill did not meet its goal")
+    record.add_argument("--by", required=True, help="who records it (person id from config/team.yaml)")
+    record.set_defaults(handler=_cmd_drill_record)
+
     silence = sub.add_parser("silence", help="ad-hoc alert silences (like amtool silence)").add_subparsers(
         title="silence commands")
     sadd = silence.add_parser("add", help="mute alerts matching every matcher for a while (audited)")
@@ -449,6 +463,35 @@ def _cmd_checklist_confirm(args: argparse.Namespace) -> int:
         append_audit(session, actor=args.by, action=CONFIRM_ACTION, subject=f"checklist:{args.item_id}", source="cli",
                      details={"text": items[args.item_id].text, "note": args.note})
     print(f"recorded: {args.by} confirmed {args.item_id}")
+    return 0
+
+
+def _cmd_drill_record(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from vvops.resilience.drills import DrillError, DrillRecord, record_drill, validate_drill
+
+    try:
+        at = datetime.fromisoformat(args.at) if args.at else datetime.now(timezone.utc)
+    except ValueError:
+        raise CliError(f"--at {args.at!r}: expected an ISO 8601 time, e.g. 2026-11-30T14:00") from None
+    record = DrillRecord(kind=args.kind, scenario=args.scenario, participants=tuple(args.participant),
+                         findings=tuple(args.finding), started_at=at, duration_minutes=args.minutes,
+                         ok=not args.failed, recorded_by=args.by)
+    try:
+        validate_drill(record)
+    except DrillError as error:
+        raise CliError(str(error)) from None
+    _require_on_roster(args.by)
+    for person in args.participant:
+        _require_on_roster(person)
+    try:
+        with _store_session() as session:
+            drill_id = record_drill(session, record)
+    except DrillError as error:
+        raise CliError(str(error)) from None
+    print(f"recorded: {args.kind} drill #{drill_id} with {len(set(args.participant))} participant(s), "
+          f"{len(args.finding)} finding(s)")
     return 0
 
 

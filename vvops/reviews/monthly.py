@@ -210,7 +210,7 @@ def render_monthly_markdown(report: dict[str, Any], *, images: dict[str, str] | 
              f"- Compliance: {len(controls) - len(failed)}/{len(controls)} controls pass"
              + (f" — failing: {', '.join(c['id'] for c in failed)}" if failed else ""),
              f"- Incidents: {r['incidents']['count']} ({r['incidents']['security']} security)",
-             f"- Endpoints below SLO: {sum(1 for a in r['performance']['availability'] if not a['meets_slo'])}",
+             f"- Endpoints below SLO: {_below_slo_text(r['performance']['availability'])}",
              f"- Governance: {len(r['governance'])} change(s) decided"]
     access, patches = r.get("security", {}).get("access"), r.get("security", {}).get("patches")
     if access:
@@ -244,7 +244,7 @@ def render_monthly_markdown(report: dict[str, Any], *, images: dict[str, str] | 
     sec = r["security"]
     lines += ["## Security review", "", "### Vulnerability management", ""]
     if sec["vulnerabilities"]["available"]:
-        lines += [md_table(sec["vulnerabilities"]["by_severity"], empty="_No findings._"), "",
+        lines += [md_table(sec["vulnerabilities"]["by_severity"], empty="_No open findings in the latest scan._"), "",
                   "Over SLA:", "", md_table(sec["vulnerabilities"]["over_sla"]), ""]
     else:
         lines += ["_No vulnerability scan results in the store._", ""]
@@ -296,13 +296,20 @@ def render_patches_markdown(patches: dict[str, Any] | None) -> list[str]:
 def slack_summary_monthly(report: dict[str, Any]) -> str:
     controls = report["compliance"]
     failed = [c["id"] for c in controls if not c["passed"]]
-    below = [a["endpoint"] for a in report["performance"]["availability"] if not a["meets_slo"]]
     return (f"*Monthly review {report['environment']} — {report['month_label']}*\n"
             f"• Compliance: {len(controls) - len(failed)}/{len(controls)} controls pass"
             + (f" (failing: {', '.join(failed)})" if failed else "") + "\n"
             f"• Incidents: {report['incidents']['count']} ({report['incidents']['security']} security)\n"
-            f"• Endpoints below SLO: {', '.join(below) or 'none'}\n"
+            f"• Endpoints below SLO: {_below_slo_text(report['performance']['availability'])}\n"
             f"• Changes decided: {len(report['governance'])}\n")
+
+
+def _below_slo_text(availability: list[dict[str, Any]]) -> str:
+    """Which endpoints missed their SLO; "no data" when nothing was probed (never "none": that would claim all met)."""
+    if not availability:
+        return "no data (no availability probes recorded this month)"
+    below = [a["endpoint"] for a in availability if not a["meets_slo"]]
+    return ", ".join(below) if below else f"none of {len(availability)} probed"
 
 
 def control_dicts(controls: list[ControlResult]) -> list[dict[str, Any]]:
