@@ -108,7 +108,7 @@ def watched(real_chain, sqlite_store_url):
     watcher = WatcherThread(sqlite_store_url, [node.rpc_url], real_chain["info"], confirmations=0,
                             on_block=lambda block, alerts: seen.__setitem__(block.number, block)).start()
     head = int(_rpc(node.rpc_url, "eth_blockNumber"), 16)
-    wait_until(lambda: head in seen, timeout=60, what="the watcher to reach the head")
+    wait_until(lambda: head in seen, timeout=300, what="the watcher to reach the head")
     try:
         yield seen, watcher
     finally:
@@ -199,8 +199,8 @@ def test_a_parameter_change_on_a_real_chain_is_simulated_on_a_fork_its_watcher_n
     thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=55, proposer="dana",
                             environment="realchain", approval_poll_interval=0.5)
     subject = "vault.feeBps: 30 → 55"
-    run_id = approval_run_id(ops_store_engine, subject, timeout=120)
-    thread.wait_paused(run_id, timeout=120)
+    run_id = approval_run_id(ops_store_engine, subject, timeout=300)
+    thread.wait_paused(run_id, timeout=300)
 
     impact = _impact_audit(ops_store_engine)
     assert impact["simulated"] is True and impact["ok"] is True
@@ -211,7 +211,7 @@ def test_a_parameter_change_on_a_real_chain_is_simulated_on_a_fork_its_watcher_n
     assert not [m for m in recording.methods if STATE_CHANGING.match(m or "")], recording.methods
     assert int(_rpc(node.rpc_url, "eth_blockNumber"), 16) == head
     _reject(run_id)
-    assert thread.join(120)["status"] == "rejected"
+    assert thread.join(300)["status"] == "rejected"
     watcher.stop()
     assert watcher.error is None
     assert max(seen) == head and all(b.hash == _rpc(node.rpc_url, "eth_getBlockByNumber", [hex(n), False])["hash"]
@@ -231,8 +231,8 @@ def test_where_the_rpc_refuses_a_fork_the_report_and_the_approval_say_not_simula
     thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=65, proposer="dana",
                             environment="refusing", approval_poll_interval=0.5)
     subject = "vault.feeBps: 30 → 65"
-    run_id = approval_run_id(ops_store_engine, subject, timeout=120)
-    thread.wait_paused(run_id, timeout=120)
+    run_id = approval_run_id(ops_store_engine, subject, timeout=300)
+    thread.wait_paused(run_id, timeout=300)
 
     impact = _impact_audit(ops_store_engine)
     assert impact["simulated"] is False and impact["ok"] is False
@@ -241,7 +241,7 @@ def test_where_the_rpc_refuses_a_fork_the_report_and_the_approval_say_not_simula
     assert "NOT SIMULATED" in approval and "method not allowed" in approval
     assert "same status" not in approval
     _reject(run_id)
-    assert thread.join(120)["status"] == "rejected"
+    assert thread.join(300)["status"] == "rejected"
 
 
 @pytest.mark.devnet
