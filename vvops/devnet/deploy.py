@@ -240,14 +240,12 @@ def deploy_devnet(
         raise DeployError(f"governance must be 'eoa' or 'safe', not {governance!r}")
     chain = Chain(rpc_url, timeout=max(10.0, timeout / 4))
     try:
-        safe = None
-        if governance == "safe":
-            from vvops.devnet.safe_deploy import deploy_safe
+        from vvops.devnet.safe_deploy import timelock_holders
 
-            safe = deploy_safe(chain, timeout=timeout)
+        proposers, executors, safe = timelock_holders(chain, governance, devnet_accounts().governance.address,
+                                                      timeout=timeout)
         info = _deploy(chain, timelock_delay, fee_bps, withdrawal_limit, deposit_cap, seed_deposits, timeout,
-                       proposers=[safe["address"]] if safe else None,
-                       executors=[safe["address"], devnet_accounts().governance.address] if safe else None)
+                       proposers=proposers, executors=executors)
         if safe:
             from dataclasses import replace
 

@@ -105,3 +105,17 @@ def deploy_safe(chain: Chain, *, owners: list[str] | None = None, threshold: int
     return {"address": safe, "version": SAFE_VERSION, "threshold": threshold, **addr,
             "owners": [{"person": people[o]["person"], "address": o, "private_key": people[o]["private_key"]}
                        if o in people else {"address": o} for o in owners]}
+
+
+def timelock_holders(chain: Chain, governance: str, governance_address: str, *, timeout: float = 60.0
+                     ) -> tuple[list[str] | None, list[str] | None, dict[str, Any] | None]:
+    """(proposers, executors, safe section) for a timelock deployed next: under `governance="safe"` the Safe is
+    deployed first and becomes proposer (+ canceller) and executor beside the governance account (which keeps only
+    the executor role); under "eoa" (None, None, None): the deployer's defaults. Any reference protocol's deploy
+    (ours, OpenZeppelin's TimelockController) calls this so both run under the Safe profile."""
+    if governance == "eoa":
+        return None, None, None
+    if governance != "safe":
+        raise SafeDeployError(f"governance must be 'eoa' or 'safe', not {governance!r}")
+    safe = deploy_safe(chain, timeout=timeout)
+    return [safe["address"]], [safe["address"], to_checksum_address(governance_address)], safe
