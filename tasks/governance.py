@@ -6,7 +6,7 @@ Public API (keyword-only; stable — other procedures build on it):
     One transaction through vvops.chain.actions (stored with its signed hash and nonce before broadcast; a
     rerun with the same key never sends again). Returns {"tx_hash", "status", "block_number", "nonce",
     "from_address", "idempotency_key", "sent_now", "gas_used", "error"}; status "mined" or
-    "awaiting_signatures" (multisig signer: a proposal file was written). Raises ActionReverted (decoded
+    "via": "safe" when a Safe holds the timelock role (tasks/safe.py executed the owners' approved proposal). Raises ActionReverted (decoded
     revert: at estimation nothing was sent), ActionReplaced, ActionStuck, IdempotencyConflict — never retried.
 - `schedule_on_timelock(*, environment, idempotency_key, target, data, value=0, delay=None, salt=None,
     predecessor=None, signer_role="governance", description="") -> dict`

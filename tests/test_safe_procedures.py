@@ -45,15 +45,15 @@ def test_parameter_change_through_the_safe_owners_sign_out_of_order_one_invalid(
 
     thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=55, proposer="dana", justification="safe",
                             environment="devnet", approval_poll_interval=0.5)
-    run_id = approval_run_id(ops_store_engine, "vault.feeBps: 30 → 55", timeout=180)
-    pause = thread.wait_paused(run_id, timeout=120)
+    run_id = approval_run_id(ops_store_engine, "vault.feeBps: 30 → 55", timeout=900)
+    pause = thread.wait_paused(run_id, timeout=600)
     proposal = _proposal(ops_store_engine, run_id)
     assert proposal.nonce == 0 and proposal.spec["to"] == safe_devnet.contracts.timelock
 
     _resume(run_id, signature=sign_as(safe_devnet, "kwame", proposal.safe_tx_hash, "eth_sign"), owner="kwame")
-    pause = thread.wait_paused(run_id, after=pause, timeout=120)
+    pause = thread.wait_paused(run_id, after=pause, timeout=600)
     _resume(run_id, signature=sign_hash(STRANGER_KEY, proposal.safe_tx_hash))  # not an owner: refused, still waiting
-    pause = thread.wait_paused(run_id, after=pause, timeout=120)
+    pause = thread.wait_paused(run_id, after=pause, timeout=600)
     assert _fee(safe_ops, safe_devnet) == 30
     _resume(run_id, signature=sign_as(safe_devnet, "amara", proposal.safe_tx_hash), owner="amara")
     result = thread.join(timeout=300)
@@ -109,8 +109,8 @@ def test_unpause_through_the_safe_confirmed_from_slack_and_the_cli(safe_ops, saf
                           people=ops_config("devnet").people)
     thread = flow_in_thread(unpause, reason="fixed", requested_by="oscar", environment="devnet",
                             approval_poll_interval=0.5)
-    run_id = approval_run_id(ops_store_engine, "unpause vault: fixed", timeout=180)
-    thread.wait_paused(run_id, timeout=120)
+    run_id = approval_run_id(ops_store_engine, "unpause vault: fixed", timeout=900)
+    thread.wait_paused(run_id, timeout=600)
     proposal = _proposal(ops_store_engine, run_id)
 
     # a Slack user off the roster is refused; amara (U01AMARA01) confirms with her owner signature
@@ -154,17 +154,17 @@ def test_upgrade_rollout_owners_execute_in_the_safe_ui_and_a_crash_before_execut
     params = dict(proposer="priya", environment="devnet", change_id=change_id, approval_poll_interval=0.5)
     thread = flow_in_thread(upgrade_rollout, **params)
     readiness = f"upgrade readiness vault -> {safe_devnet.contracts.vault_v2_implementation} ({change_id})"
-    run_id = approval_run_id(ops_store_engine, readiness, timeout=180)
-    pause = thread.wait_paused(run_id, timeout=120)
+    run_id = approval_run_id(ops_store_engine, readiness, timeout=900)
+    pause = thread.wait_paused(run_id, timeout=600)
     from prefect.flow_runs import resume_flow_run
 
     resume_flow_run(uuid.UUID(run_id), run_input={"decision": "approve", "approver": "daniel", "reason": "ready"})
-    pause = thread.wait_paused(run_id, after=pause, timeout=180)  # go/no-go: the Safe owners
+    pause = thread.wait_paused(run_id, after=pause, timeout=900)  # go/no-go: the Safe owners
     proposal = _proposal(ops_store_engine, run_id)
     for person in ("daniel", "kwame"):
         _resume(run_id, signature=sign_as(safe_devnet, person, proposal.safe_tx_hash), owner=person)
         if person == "daniel":
-            pause = thread.wait_paused(run_id, after=pause, timeout=120)
+            pause = thread.wait_paused(run_id, after=pause, timeout=600)
     with pytest.raises(RuntimeError, match="worker died"):
         thread.join(timeout=300)
     assert crashes == [f"upgrade_rollout:{change_id}:devnet:schedule"]

@@ -8,7 +8,7 @@ import pickle
 import pytest
 from eth_account import Account
 
-from vvops.chain.signing import (AwaitingSignatures, KeystoreSigner, LocalKeySigner, MultisigProposalSigner,
+from vvops.chain.signing import (KeystoreSigner, LocalKeySigner,
                                  SigningError, signer_for_role)
 
 # anvil's well-known account 9 (public; devnet only)
@@ -79,15 +79,8 @@ def test_keystore_signer_takes_its_password_from_the_environment(tmp_path, monke
         signer.sign_transaction(TX)
 
 
-def test_multisig_signer_writes_a_proposal_instead_of_signing(tmp_path):
-    safe = "0x5A17000000000000000000000000000000000002"
-    signer = MultisigProposalSigner(safe, tmp_path / "proposals", chain_id=1)
+def test_the_old_safe_json_file_signer_is_refused_with_a_pointer_to_the_safe_config():
+    with pytest.raises(SigningError, match=r"VVOPS_SIGNER_GOVERNANCE_SAFE is no longer read.*Connecting a Safe"):
+        signer_for_role("mainnet", "governance", chain_id=1,
+                        environ={"VVOPS_SIGNER_GOVERNANCE_SAFE": "0x5A17000000000000000000000000000000000002"})
 
-    with pytest.raises(AwaitingSignatures) as waiting:
-        signer.sign_transaction({**TX, "data": "0xabcdef", "_idempotency_key": "parameter_change:run-1:schedule"})
-
-    proposal = json.loads(waiting.value.proposal_path.read_text())
-    assert waiting.value.proposal_path.name == "parameter_change_run-1_schedule.json"
-    assert proposal["safe"] == safe and proposal["chainId"] == "1"
-    assert proposal["transactions"] == [{**proposal["transactions"][0], "to": TX["to"], "data": "0xabcdef", "value": "1"}]
-    assert "awaiting signatures" in str(waiting.value)

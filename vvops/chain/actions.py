@@ -17,9 +17,8 @@ description="") -> ActionResult`:
    the error: it may still be mined; a rerun keeps following it, or an operator replaces it).
 
 A crash anywhere after the commit is safe: the rerun finds the key. A crash between commit and broadcast
-leaves a signed tx that the rerun broadcasts. With a `MultisigProposalSigner` nothing is signed here: the
-proposal file is written and the row stays pending with the proposal path in `error` (status
-`awaiting_signatures` in the result).
+leaves a signed tx that the rerun broadcasts. (Rows an older version left "awaiting signatures" for a proposal
+file still read back as `awaiting_signatures`; Safe proposals now live in vvops/safe.)
 
 Plain Python (no Prefect): the Prefect tasks in tasks/governance.py wrap it.
 """
@@ -36,7 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from vvops.chain.rpc import RpcClient, RpcError
-from vvops.chain.signing import AwaitingSignatures, Signer
+from vvops.chain.signing import Signer
 from vvops.chain.abi import decode_revert
 from vvops.store import session_scope
 from vvops.store.models import ChainAction, ChainActionStatus
@@ -161,8 +160,6 @@ class ChainActions:
             return self._resume(existing, wait=wait)
 
         tx = self._build(to=to, data=data, value=value)  # raises ActionReverted before anything is stored
-        if getattr(self.signer, "kind", "") == "multisig-proposal":
-            return self._propose(idempotency_key, to, data, value, description)
         with session_scope(self.engine, immediate=True) as session:  # the write lock serialises nonce picks
             if session.scalar(select(ChainAction.id).where(ChainAction.idempotency_key == idempotency_key)):
                 raise IdempotencyConflict(f"{idempotency_key}: stored concurrently by another run; rerun to follow it")
@@ -227,20 +224,6 @@ class ChainActions:
         if not same:
             raise IdempotencyConflict(f"idempotency key {key!r} was already used for a different transaction "
                                       "(sender, target, data or chain differ): use a new key")
-
-    def _propose(self, key: str, to: str, data: str, value: int, description: str) -> ActionResult:
-        try:
-            self.signer.sign_transaction({"to": to, "data": data, "value": value, "_idempotency_key": key,
-                                          "chainId": self.chain_id})
-        except AwaitingSignatures as waiting:
-            with session_scope(self.engine, immediate=True) as session:
-                session.add(ChainAction(
-                    idempotency_key=key, chain_id=self.chain_id, from_address=self.signer.address, to_address=to,
-                    selector=data[:10] if len(data) >= 10 else None, data_hash=data_hash(data),
-                    description=description[:2000], status=PENDING,
-                    error=f"{AWAITING_SIGNATURES}: {waiting.proposal_path} ({waiting.safe_tx_hash})"))
-            return self.lookup(key)
-        raise ActionError("the multisig signer returned a signature: unexpected")
 
     def _next_nonce(self, session) -> int:
         """max(node's pending nonce, highest in-flight stored nonce + 1).

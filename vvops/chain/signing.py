@@ -8,17 +8,16 @@ Signers (all share `address`, `kind`, `sign_transaction(tx) -> SignedTx`):
 - `KeystoreSigner(path, password_env=... | password_secret=...)` — an encrypted Ethereum keystore (JSON v3)
   file; the password comes from an environment variable or a Prefect `Secret` block (by name). The key is
   decrypted only for the moment of signing, then dropped.
-- `MultisigProposalSigner(safe_address, proposal_dir, chain_id=...)` — signs nothing: writes a Safe-style
-  transaction proposal JSON file for the multisig owners and reports "awaiting signatures"
-  (`sign_transaction` raises `AwaitingSignatures` carrying the proposal path).
+- A Safe multisig is not a signer: where a Safe holds a timelock role (environments.yaml `safe`), procedures
+  propose real Safe transactions in the ops store and execute them once the owners confirm (vvops/safe,
+  tasks/safe.py). Signers here only sign the executor's `execTransaction`.
 
 `signer_for_role(environment, role)` picks the signer for an environment: the devnet uses the devnet.json
 keys; other environments read, per role (upper-cased), from the environment:
   VVOPS_SIGNER_<ROLE>_KEYSTORE            path of a keystore file, with
   VVOPS_SIGNER_<ROLE>_PASSWORD_ENV        the name of the env var holding its password, or
   VVOPS_SIGNER_<ROLE>_PASSWORD_SECRET     the name of a Prefect Secret block holding it;
-  VVOPS_SIGNER_<ROLE>_SAFE                a Safe address: write proposals to VVOPS_SIGNER_PROPOSAL_DIR
-                                          (default <VVOPS_HOME>/proposals) instead of sending.
+  (VVOPS_SIGNER_<ROLE>_SAFE, which wrote "Safe-style" JSON files, is refused with a pointer to the Safe config.)
 No private key is ever read from config/ (config check rejects literal secrets).
 
 Leak-proofing: `repr`/`str` show only the kind and address; objects refuse to pickle (so Prefect cannot
@@ -31,24 +30,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
 
 class SigningError(RuntimeError):
     """A signer could not be built or could not sign; the message never contains key material."""
-
-
-class AwaitingSignatures(RuntimeError):
-    """The transaction was handed to multisig owners as a proposal file; nothing was broadcast."""
-
-    def __init__(self, proposal_path: Path, safe_tx_hash: str):
-        self.proposal_path = Path(proposal_path)
-        self.safe_tx_hash = safe_tx_hash
-        super().__init__(f"awaiting signatures: proposal {safe_tx_hash} written to {self.proposal_path}")
 
 
 @dataclass(frozen=True)
@@ -220,49 +209,6 @@ class KeystoreSigner(_NoPickle):
             del key
 
 
-class MultisigProposalSigner(_NoPickle):
-    """Writes a Safe-style transaction proposal for the multisig owners instead of signing."""
-
-    kind = "multisig-proposal"
-
-    def __init__(self, safe_address: str, proposal_dir: str | Path, *, chain_id: int):
-        self.address = to_checksum_address(safe_address)
-        self.proposal_dir = Path(proposal_dir)
-        self.chain_id = int(chain_id)
-
-    def proposal(self, *, to: str, data: str, value: int = 0, description: str = "",
-                 idempotency_key: str = "") -> dict[str, Any]:
-        body = {"to": to_checksum_address(to), "value": str(int(value)), "data": data, "operation": 0,
-                "safeTxGas": "0", "baseGas": "0", "gasPrice": "0",
-                "gasToken": "0x0000000000000000000000000000000000000000",
-                "refundReceiver": "0x0000000000000000000000000000000000000000"}
-        digest = "0x" + keccak(text=json.dumps({"chainId": self.chain_id, "safe": self.address, **body,
-                                                 "key": idempotency_key}, sort_keys=True)).hex()
-        return {"version": "1.0", "chainId": str(self.chain_id), "safe": self.address,
-                "createdAt": datetime.now(timezone.utc).isoformat(), "meta": {
-                    "name": description or idempotency_key, "idempotencyKey": idempotency_key,
-                    "proposalHash": digest}, "transactions": [body]}
-
-    def write_proposal(self, *, to: str, data: str, value: int = 0, description: str = "",
-                       idempotency_key: str = "") -> tuple[Path, str]:
-        proposal = self.proposal(to=to, data=data, value=value, description=description,
-                                 idempotency_key=idempotency_key)
-        digest = proposal["meta"]["proposalHash"]
-        self.proposal_dir.mkdir(parents=True, exist_ok=True)
-        safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in idempotency_key) or digest[2:18]
-        path = self.proposal_dir / f"{safe_name}.json"
-        if not path.exists():  # idempotent: the same key keeps its first proposal
-            path.write_text(json.dumps(proposal, indent=2) + "\n", encoding="utf-8")
-        else:
-            digest = json.loads(path.read_text(encoding="utf-8"))["meta"]["proposalHash"]
-        return path, digest
-
-    def sign_transaction(self, tx: dict[str, Any]) -> SignedTx:
-        path, digest = self.write_proposal(to=tx["to"], data=tx.get("data", "0x"), value=int(tx.get("value", 0)),
-                                           idempotency_key=str(tx.get("_idempotency_key", "")))
-        raise AwaitingSignatures(path, digest)
-
-
 def signer_for_role(environment: str, role: str, *, chain_id: int | None = None,
                     devnet_json: dict | None = None, environ: dict[str, str] | None = None) -> Signer:
     """The signer for `role` in `environment` (see the module docstring for the variables read)."""
@@ -272,13 +218,10 @@ def signer_for_role(environment: str, role: str, *, chain_id: int | None = None,
         return KeystoreSigner(environ[prefix + "KEYSTORE"], password_env=environ.get(prefix + "PASSWORD_ENV"),
                               password_secret=environ.get(prefix + "PASSWORD_SECRET"))
     if environ.get(prefix + "SAFE"):
-        from vvops import paths
-
-        directory = environ.get("VVOPS_SIGNER_PROPOSAL_DIR") or str(paths.state_dir() / "proposals")
-        if chain_id is None:
-            raise SigningError("a multisig proposal signer needs the chain id")
-        return MultisigProposalSigner(environ[prefix + "SAFE"], directory, chain_id=chain_id)
+        raise SigningError(f"{prefix}SAFE is no longer read: a Safe is configured in environments.yaml "
+                           "(environments.<env>.safe) and its proposals, owners' confirmations and execution live in "
+                           "the ops store (docs/deployment.md, \"Connecting a Safe\")")
     if environment == "devnet":
         return LocalKeySigner.from_devnet(role, devnet_json)
     raise SigningError(f"no signer configured for role {role!r} in {environment}: set {prefix}KEYSTORE "
-                       f"(+ {prefix}PASSWORD_ENV or {prefix}PASSWORD_SECRET) or {prefix}SAFE")
+                       f"(+ {prefix}PASSWORD_ENV or {prefix}PASSWORD_SECRET)")

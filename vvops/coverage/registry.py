@@ -652,7 +652,7 @@ REGISTRY: list[Entry] = _with_gaps([
     *group(_p(IM, "Emergency Response Plans", "Smart Contract Incidents", "Financial Risk Mitigation"),
            A("Asset protection procedures", PAUSE, "vvops.procedures.incidents:needs_guardian_pause"),
            M("Emergency fund access process", "Emergency fund access (multisig signers reachable) confirmed",
-             on="monthly", owner="ops_lead", refs=["vvops.chain.signing:MultisigProposalSigner"]),
+             on="monthly", owner="ops_lead", refs=["vvops.safe.proposals:propose"]),
            A("Loss limitation strategies", UNPAUSE, "vvops.procedures.incidents:needs_guardian_pause"),
            S("Recovery planning", IREPORT, UNPAUSE, on="incident"),
            S("Financial impact assessment", INCIDENT, "tasks.chain:read_contract_state", on="incident")),
