@@ -22,7 +22,7 @@ from prefect.cache_policies import NONE as NO_CACHE
 from prefect.logging import get_run_logger
 from sqlalchemy import select
 
-from tasks.runtime import ops_config, rpc_client, store_engine
+from tasks.runtime import forget_blocks, ops_config, rpc_client, store_engine
 from vvops.procedures.incidents import (IncidentReport, canonical_json, due_reminder, evidence_sha256,
                                         failover_order)
 from vvops.store import append_audit, session_scope
@@ -327,6 +327,7 @@ def activate_rpc_failover(*, environment: str, key: str | None = None, failed_ur
 
         block.rpc_urls = [SecretStr(u) for u in new_order]
         block.save(name, overwrite=True)
+        forget_blocks()
         result = {"switched": new_order != urls, "verified": True, "checks": checks,
                   "order": [endpoint_label(u) for u in new_order], "previous_order": [endpoint_label(u) for u in urls]}
     if key:

@@ -782,6 +782,11 @@ def _up_services(args: argparse.Namespace, api_url: str, started: float, stop: A
     watcher = supervisor.start("watcher", watcher_argv)
     _log(f"watcher    following chain {args.environment} (pid {watcher.process.pid}, log {watcher.log})")
     restart = {"watcher": watcher_argv}
+    # procedure runs (incident-response first) start from a process with their code already imported
+    warm_argv = [sys.executable, "-m", "deployments.warm_start", "-e", args.environment]
+    warm = supervisor.start("warm-start", warm_argv)
+    _log(f"warm start procedure runs forked from pre-imported flow code (pid {warm.process.pid}, log {warm.log})")
+    restart["warm-start"] = warm_argv
     exporter_argv = _start_metrics_endpoint(args, supervisor)
     if exporter_argv:
         restart["metrics-endpoint"] = exporter_argv

@@ -63,6 +63,8 @@ class RpcClient:
     attempts: list[Attempt] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _client: httpx.Client | None = None
+    # a caller-owned httpx.Client (its connection pool) to use instead of a new one; close() leaves it open
+    shared_http: httpx.Client | None = None
 
     def __post_init__(self) -> None:
         if not self.urls:
@@ -70,6 +72,8 @@ class RpcClient:
 
     @property
     def http(self) -> httpx.Client:
+        if self.shared_http is not None:
+            return self.shared_http
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout_s, headers={"content-type": "application/json"})
         return self._client
