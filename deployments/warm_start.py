@@ -137,11 +137,12 @@ class WarmStarter:
         if r.status_code != 200:
             return
         for run in r.json():
+            # Cancelled first, so the child's engine, stopping on SIGTERM, cannot report the run Crashed instead
+            self.http.post(f"{self.api}/flow_runs/{run['id']}/set_state",
+                           json={"state": {"type": "CANCELLED", "name": "Cancelled", "message": "cancelled"}, "force": True})
             pid = next((p for p, rid in self.children.items() if rid == run["id"]), None)
             if pid is not None:
                 os.kill(pid, signal.SIGTERM)
-            self.http.post(f"{self.api}/flow_runs/{run['id']}/set_state",
-                           json={"state": {"type": "CANCELLED", "name": "Cancelled", "message": "cancelled"}, "force": True})
 
     def loop(self) -> None:
         while not self.stopping:
