@@ -164,11 +164,13 @@ def _auth_headers() -> dict[str, str]:
 
     from prefect.settings import get_current_settings
 
-    auth = get_current_settings().api.auth_string
-    if auth is None:
-        return {}
-    value = auth.get_secret_value() if hasattr(auth, "get_secret_value") else str(auth)
-    return {"Authorization": "Basic " + base64.b64encode(value.encode()).decode()}
+    api = get_current_settings().api
+    secret = (lambda v: v.get_secret_value() if hasattr(v, "get_secret_value") else str(v))
+    if api.key is not None:
+        return {"Authorization": f"Bearer {secret(api.key)}"}
+    if api.auth_string is not None:
+        return {"Authorization": "Basic " + base64.b64encode(secret(api.auth_string).encode()).decode()}
+    return {}
 
 
 def _run_child(flow: Any, run_id: str) -> int:
