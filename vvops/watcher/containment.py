@@ -4,7 +4,8 @@
                                           settings=wcfg.containment, contracts={"vault": "0x..."})
     containment.start()                  # signer loaded, pause() of every policy contract estimated and signed
     containment.on_block()               # the watcher calls this per block: nonce and fees refreshed
-    containment.fire_many(alerts)        # a sink after the store: matching P0 alerts -> one eth_sendRawTransaction
+    containment.fire_many(alerts)        # the watcher calls it per range, before the store sink: matching P0 alerts
+                                         # -> one store commit + one eth_sendRawTransaction
 
 Why here and not in incident-response: a deployed run starts seconds after its alert, and a drain takes 3-5
 blocks. The transaction is prepared before any attack (gas estimated, nonce and EIP-1559 fees refreshed each

@@ -303,9 +303,22 @@ class ChainWatcher:
         if not alerts:
             return
         alerts = self._mark_expected(alerts)
+        self._contain(alerts)
         self.stats.alerts += len(alerts)
         self.stats.new_alerts += sum(fire_all(self.sink, alerts))
         self.stats.sink_calls += 1
+
+    def _contain(self, alerts: list[WatcherAlert]) -> None:
+        """The containment fast path first, before the store and Slack: a pause is keyed (containment_key) and
+        stored before its broadcast, so an alert seen again after a restart finds its pause and sends nothing;
+        a failure here is logged and never keeps the alert from being stored."""
+        containment = getattr(self, "containment", None)
+        if containment is None:
+            return
+        try:
+            containment.fire_many(alerts)
+        except Exception as error:  # noqa: BLE001 - the incident-response flow still pauses
+            log.error("containment fast path failed on chain %s: %s", self.chain_id, error)
 
     def _mark_expected(self, alerts: list[WatcherAlert]) -> list[WatcherAlert]:
         """Alerts of `containment.expected_rules` raised by a transaction we sent ourselves (a stored chain
@@ -397,7 +410,7 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
     new alerts. `on_notifications` receives the alerting framework's notification dicts (enqueue them with
     tasks.notify); without it they are logged only. `containment=True` turns on the fast path of
     config/watcher.yaml's containment policies for this environment (`vvops watch` does; a `Containment` object
-    may be passed instead): it runs right after the store sink, before Prefect events. `metrics`
+    may be passed instead): it sends before the store sink and Prefect events (keyed, so exactly once). `metrics`
     (vvops.observability.WatcherMetrics) counts what each processed range holds."""
     wcfg = watcher_config or load_watcher_config()
     rpc_urls, contracts, chain_id, confirmations, deployed_at, cfg = _resolve_targets(
@@ -441,7 +454,6 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
     contain = _containment(containment, engine=engine, rpc_urls=rpc_urls, chain_id=chain_id, environment=environment,
                            wcfg=wcfg, contracts=contracts, rpc_timeout_s=f.rpc_timeout_s)
     if contain is not None:
-        rest.insert(0, contain)
         block_hook = on_block
 
         def on_block(block: BlockData, raised: list) -> None:  # noqa: F811 - the caller's hook, then a refresh
@@ -455,12 +467,12 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
     if metrics is not None:
         metrics.watch(watcher)
     watcher.store_sink = store_sink  # type: ignore[attr-defined]
+    watcher.containment = contain  # type: ignore[attr-defined] - runs before the sinks (ChainWatcher._contain)
     heads = None
     if f.mode in ("auto", "ws"):
         heads = HeadNotifier(rpc_urls, stale_after_s=max(3.0, 3 * f.poll_interval_s)).start()
     if ready:
         ready(watcher)
-    watcher.containment = contain  # type: ignore[attr-defined]
     try:
         return watcher.run(stop_event, notifier=heads)
     finally:
