@@ -79,6 +79,7 @@ def test_without_a_matching_policy_nothing_is_sent(sqlite_store_url, devnet, fre
 
 
 @pytest.mark.prefect
+@pytest.mark.timeout(900)   # the Prefect harness alone can take minutes to start on a loaded machine
 def test_the_watcher_pauses_a_drain_and_the_incident_records_that_pause_without_a_second_incident(
         ops_flows, quiet_store, devnet, fresh_devnet_state):
     from flows.incident_response import incident_response
