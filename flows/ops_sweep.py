@@ -1,7 +1,10 @@
 """Communication Protocols / escalation pathways, every minute: deliver queued Slack messages, page the next
 escalation step of unacknowledged alerts, escalate approvals nobody answered, remind incident commanders of
-status updates that are due, regenerate the public status page, and run the protocol-health checks every few minutes while an upgrade's
-stabilisation window is open (`flows/stabilisation_checks.py`).
+status updates that are due, regenerate the public status page, compare the timelock operations pending on chain
+with the ones we scheduled (alert on any we did not schedule or lost track of), run the protocol-health checks every
+few minutes while an upgrade's stabilisation window is open (`flows/stabilisation_checks.py`), and publish the audit
+log's head when it changed (`tasks/audit_anchor.py`: anchor file + audit channel), last, so it covers what the other
+sweeps wrote.
 
 One scheduled flow runs the sweeps so the machine starts one flow-run process a minute, not three.
 """
@@ -14,9 +17,11 @@ from flows.alert_escalation import alert_escalation_sweep
 from flows.approval_sweep import approval_escalation_sweep
 from flows.incident_response import incident_reminder_sweep
 from flows.stabilisation_checks import stabilisation_checks
+from tasks.audit_anchor import publish_audit_anchor
 from tasks.notify import slack_outbox_drain
 from tasks.preflight import preflight
 from tasks.status_page import publish_status_page
+from tasks.timelock_watch import reconcile_timelock
 
 
 @flow(name="ops-sweep", log_prints=True)
@@ -31,8 +36,10 @@ def ops_sweep(environment: str = "devnet") -> dict:
         ("approvals", lambda: approval_escalation_sweep()),
         ("incident_reminders", lambda: {"reminders": len(incident_reminder_sweep(environment=environment))}),
         ("stabilisation", lambda: stabilisation_checks(environment=environment)),
+        ("timelock", lambda: reconcile_timelock(environment=environment)),
         ("slack_outbox", lambda: slack_outbox_drain(environment=environment)),
         ("status_page", lambda: publish_status_page(environment)),
+        ("audit_anchor", lambda: publish_audit_anchor(environment=environment)),
     )
     for name, sweep in sweeps:
         try:

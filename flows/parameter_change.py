@@ -2,7 +2,7 @@
 
 validate bounds and type → impact analysis on a throwaway anvil fork of the chain (health checks and invariants
 before/after; nothing touches the chain itself; "not simulated" said plainly when no fork can be made) → approval (parameter_change policy: ops_lead, proposer excluded) → governance submission
-(timelock.schedule, key `parameter_change:<run>:schedule`) → wait for the delay (devnet: time travel) →
+(timelock.schedule, key `parameter_change:<change id>:schedule`; a rerun of the same change resumes it) → wait for the delay (devnet: time travel) →
 execute (`...:execute`) → post-change verification (value read back, no health check worse than before) → on
 failure roll back to the previous value through the same timelock path (`...:rollback:schedule/execute`) and
 open an incident → audit every step, report (markdown artifact) and tell the procedure's Slack thread.
@@ -26,10 +26,12 @@ from tasks.preflight import preflight
 from tasks.simulation import simulate_on_fork
 from tasks.reports import publish_markdown
 from tasks.runtime import ops_config
-from tasks.store import audit, current_flow_run_id, open_incident
+from tasks.parameter_changes import (RESUMABLE_PAST_APPROVAL, enforce_limits, mark_change, open_change,
+                                     refuse_proposal, resumed_approval, setter_type)
+from tasks.store import audit, open_incident
 from vvops.chain.abi import contract_abi
 from vvops.procedures.impact import ImpactReport, diff_health, not_simulated
-from vvops.procedures.parameters import ProposalRejected, validate_parameter_change
+from vvops.procedures.parameters import ProposalRejected, ProposedValue, validate_parameter_change
 
 PROCEDURE = "parameter_change"
 
@@ -71,7 +73,7 @@ def _verify(*, environment: str, contract: str, getter: str, expected: int, valu
 @flow(name="parameter-change", log_prints=True)
 def parameter_change(
     parameter: str,
-    new_value: int,
+    new_value: ProposedValue,
     proposer: str,
     justification: str = "",
     risk: Literal["low", "medium", "high", "critical"] = "medium",
@@ -80,6 +82,7 @@ def parameter_change(
     approval_poll_interval: float = 10,
     approval_deadline_seconds: float | None = None,
     slot_wait_seconds: float | None = 3600,
+    change_id: str | None = None,
 ) -> dict:
     """Change one bounded parameter through the timelock, with impact analysis, approval, verification, rollback."""
     if (not_ready := preflight(environment)) is not None:
@@ -87,29 +90,41 @@ def parameter_change(
     logger = get_run_logger()
     cfg = ops_config(environment)
     subject = f"{contract}.{parameter}"
-    run_id = current_flow_run_id() or "local"
-    key_prefix = f"{PROCEDURE}:{run_id}"
 
-    # 1. Change Preparation: bounds and type
+    # 1. Change Preparation: type, Solidity type, bounds; the change id (a rerun of the same change resumes it)
+    abi = contract_abi(cfg.contract(contract).artifact)
     try:
-        proposal = validate_parameter_change(contract=cfg.contract(contract), parameter=parameter, new_value=new_value)
+        proposal = validate_parameter_change(contract=cfg.contract(contract), parameter=parameter, new_value=new_value,
+                                             solidity_type=setter_type(abi, cfg.contract(contract), parameter))
     except ProposalRejected as exc:
-        audit(actor=proposer, action="parameter_change.rejected_invalid", subject=subject,
-              details={"new_value": str(new_value), "reason": str(exc)})
-        raise
+        raise refuse_proposal(exc, proposer=proposer, subject=subject, details={"new_value": str(new_value)}) from None
+    change = open_change(environment=environment, contract=contract, parameter=parameter,
+                         new_value=proposal.new_value, proposer=proposer, change_id=change_id)
+    change_id = change["change_id"]
+    key_prefix = f"{PROCEDURE}:{change_id}"
     # One change per contract at a time: held from reading the current value until verified or rolled back
-    with hold_contract_slots(contracts=[(environment, contract)], procedure=PROCEDURE, change_id=run_id,
+    with hold_contract_slots(contracts=[(environment, contract)], procedure=PROCEDURE, change_id=change_id,
                              timeout_seconds=slot_wait_seconds):
         spec = cfg.contract(contract).parameters[parameter]
-        abi = contract_abi(cfg.contract(contract).artifact)
         state = read_contract_state(environment=environment, contract=contract)
         current = state["values"].get(spec.getter)
+        past_approval = change["status"] in RESUMABLE_PAST_APPROVAL
+        if change["resumed"]:
+            audit(actor=proposer, action="parameter_change.resumed", subject=subject,
+                  details={"change_id": change_id, "status": change["status"]})
+        if past_approval and change.get("previous_value") is not None:
+            current = int(change["previous_value"])  # the value before this change, even if it already executed
+        else:
+            enforce_limits(environment=environment, contract=contract, parameter=parameter, current=current,
+                           new_value=proposal.new_value, change_id=change_id, proposer=proposer)
+            mark_change(change_id, "proposed", previous_value=None if current is None else str(current))
         audit(actor=proposer, action="parameter_change.proposed", subject=subject,
               details={"current_value": str(current), "new_value": str(proposal.new_value), "risk": risk,
                        "justification": justification, "environment": environment})
         procedure_update(environment=environment, procedure=PROCEDURE, step="proposed", actor=proposer,
                          message=f"{subject}: {current} → {proposal.new_value} ({risk} risk)")
-        if current == proposal.new_value:
+        if current == proposal.new_value and not past_approval:
+            mark_change(change_id, "no_change")
             audit(actor=proposer, action="parameter_change.no_change", subject=subject, details={"value": str(current)})
             return {"status": "no_change", "contract": contract, "parameter": parameter, "current_value": current,
                     "new_value": proposal.new_value}
@@ -134,19 +149,20 @@ def parameter_change(
         description_md = (f"{warning}Set `{subject}` from **{current}** to **{proposal.new_value}** {spec.unit} through the "
                           f"timelock (bounds [{proposal.minimum}, {proposal.maximum}]).\n\n**Justification:** "
                           f"{justification or '-'}\n\n{impact_md}")
-        outcome = approve_timelock_call(schedule_key=f"{key_prefix}:schedule", target=contract, data=setter_data,
-                                        procedure=PROCEDURE, subject=f"{subject}: {current} → {proposal.new_value}",
-                                   risk=risk,
-                                   proposer=proposer, description_md=description_md, environment=environment,
-                                   details={"contract": contract, "parameter": parameter, "current": str(current),
-                                            "new_value": str(proposal.new_value), "simulated": impact.simulated,
-                                            "impact": impact.summary()},
-                                   poll_interval=approval_poll_interval, deadline_seconds=approval_deadline_seconds)
-        base = {"contract": contract, "parameter": parameter, "previous_value": current,
+        outcome = resumed_approval(change) if past_approval else approve_timelock_call(
+            schedule_key=f"{key_prefix}:schedule", target=contract, data=setter_data,
+            procedure=PROCEDURE, subject=f"{subject}: {current} → {proposal.new_value}", risk=risk,
+            proposer=proposer, description_md=description_md, environment=environment,
+            details={"contract": contract, "parameter": parameter, "current": str(current),
+                     "new_value": str(proposal.new_value), "simulated": impact.simulated,
+                     "impact": impact.summary(), "change_id": change_id},
+            poll_interval=approval_poll_interval, deadline_seconds=approval_deadline_seconds)
+        base = {"change_id": change_id, "contract": contract, "parameter": parameter, "previous_value": current,
                 "new_value": proposal.new_value,
                 "approval_request_id": outcome.request_id, "approvers": outcome.approvers,
                 "impact": impact.summary()}
         if not outcome.approved:
+            mark_change(change_id, "rejected")
             audit(actor=proposer, action="parameter_change.rejected", subject=subject,
                   details={"reason": outcome.reason, "request_id": outcome.request_id})
             procedure_update(environment=environment, procedure=PROCEDURE, step="rejected",
@@ -155,12 +171,15 @@ def parameter_change(
             return {**base, "status": "rejected", "reason": outcome.reason}
         audit(actor=", ".join(outcome.approvers), action="parameter_change.approved", subject=subject,
               details={"request_id": outcome.request_id})
+        if not past_approval:
+            mark_change(change_id, "approved", approvers=",".join(outcome.approvers)[:500])
         procedure_update(environment=environment, procedure=PROCEDURE, step="approved",
                          message=f"approved by {', '.join(outcome.approvers)}; queueing on the timelock")
 
         # 4-6. Governance submission, delay, execution
         applied = run_through_timelock(environment=environment, key_prefix=key_prefix, target=contract,
                                        data=setter_data, description=f"{subject} {current} → {proposal.new_value}")
+        mark_change(change_id, "executed", operation_id=applied["schedule"]["operation_id"])
         audit(actor="governance", action="parameter_change.executed", subject=subject,
               details={"schedule_tx": applied["schedule"]["tx_hash"], "execute_tx": applied["execute"]["tx_hash"],
                        "operation_id": applied["schedule"]["operation_id"], "waited": applied["wait"]["mode"]})
@@ -173,6 +192,7 @@ def parameter_change(
                                 outcomes_before=_outcome_dicts(environment, state))
         txs = {"schedule": applied["schedule"]["tx_hash"], "execute": applied["execute"]["tx_hash"]}
         if ok:
+            mark_change(change_id, "verified")
             audit(actor="ops", action="parameter_change.verified", subject=subject, details={"detail": detail})
             procedure_update(environment=environment, procedure=PROCEDURE, step="verified", message=detail)
             result = {**base, "status": "applied", "verification": detail, "transactions": txs}
@@ -196,6 +216,7 @@ def parameter_change(
             incident_type="technical", severity="P2" if back_ok else "P1", commander=None, opened_by="parameter-change",
             data={"detail": detail, "rollback": back_detail, "previous_value": str(current),
                   "new_value": str(proposal.new_value), "rollback_execute_tx": rolled["execute"]["tx_hash"]})
+        mark_change(change_id, "rolled_back")
         audit(actor="ops", action="parameter_change.rolled_back", subject=subject,
               details={"verified": back_ok, "detail": back_detail, "incident": incident,
                        "execute_tx": rolled["execute"]["tx_hash"]})

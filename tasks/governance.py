@@ -176,12 +176,16 @@ def schedule_on_timelock(*, environment: str, idempotency_key: str, target: str,
     timestamp = int(read_view(environment, timelock, "Timelock", "getTimestamp", bytes.fromhex(op[2:])))
     if timestamp != 0 and not _stored(idempotency_key):
         get_run_logger().warning("operation %s is already on the timelock: not scheduling again", op)
+        record_timelock_operation(environment=environment, timelock=timelock, operation_id=op, key=idempotency_key,
+                                  target=target, description=description, ready_at=timestamp, status="scheduled")
         return {**operation, "status": "already_scheduled", "tx_hash": None, "block_number": None,
                 "ready_at": timestamp, "sent_now": False, "idempotency_key": idempotency_key}
     result = _send(environment, idempotency_key, signer_role, timelock, call,
                    description or f"timelock.schedule({target}, {data[:10]}…) delay {delay}s",
                    timelock_role="proposer")
     ready_at = int(read_view(environment, timelock, "Timelock", "getTimestamp", bytes.fromhex(op[2:])))
+    record_timelock_operation(environment=environment, timelock=timelock, operation_id=op, key=idempotency_key,
+                              target=target, description=description, ready_at=ready_at, status="scheduled")
     return {**result, **operation, "ready_at": ready_at}
 
 
@@ -200,6 +204,27 @@ def timelock_schedule_call(*, environment: str, idempotency_key: str, target: st
     return {"to": timelock, "value": int(value),
             "data": _schedule_data(_address(environment, target), int(value), data_hex(data), ZERO32,
                                    "0x" + keccak(text=idempotency_key).hex(), delay)}
+
+
+def record_timelock_operation(*, environment: str, timelock: str, operation_id: str, key: str, target: str,
+                              description: str, ready_at: int | None, status: str) -> None:
+    """Remember an operation we scheduled (or its end), so the ops sweep can tell ours from anyone else's."""
+    from sqlalchemy import select
+
+    from vvops.store.change_models import TimelockOperation
+
+    chain_id = ops_config(environment).env.chain_id
+    with session_scope(store_engine(), immediate=True) as session:
+        row = session.scalar(select(TimelockOperation).where(
+            TimelockOperation.chain_id == chain_id, TimelockOperation.timelock == timelock,
+            TimelockOperation.operation_id == operation_id))
+        if row is None:
+            session.add(TimelockOperation(environment=environment, chain_id=chain_id, timelock=timelock,
+                                          operation_id=operation_id, idempotency_key=key[:200], target=target,
+                                          description=description[:2000], ready_at=ready_at, status=status))
+        else:
+            row.status = status
+            row.ready_at = ready_at if ready_at is not None else row.ready_at
 
 
 def _stored(idempotency_key: str) -> bool:
@@ -267,6 +292,10 @@ def execute_on_timelock(*, environment: str, idempotency_key: str, target: str, 
                                                 bytes.fromhex(predecessor[2:]), bytes.fromhex(salt[2:]))
     result = _send(environment, idempotency_key, signer_role, timelock, call,
                    description or f"timelock.execute({target}, {data[:10]}…)", timelock_role="executor")
+    if result.get("status") == "mined":
+        record_timelock_operation(environment=environment, timelock=timelock, operation_id=op, key=idempotency_key,
+                                  target=target, description=description, ready_at=None,
+                                  status="executed")
     return {**result, "operation_id": op}
 
 

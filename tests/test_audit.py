@@ -56,14 +56,27 @@ def test_canonical_json() -> None:
         canonical_json({"x": float("nan")})
 
 
-def test_hash_is_pinned() -> None:
-    """The hash function is part of the stored data: changing it breaks every existing chain."""
-    digest = compute_audit_hash(id=1, at=T0, actor="alice", action="pause", subject="vault:main", source="ui",
-                                details={"reason": "oracle", "n": 1}, prev_hash=GENESIS_HASH)  # fmt: skip
-    assert digest == PINNED_HASH
+def test_hash_is_pinned(monkeypatch) -> None:
+    """The hash function is part of the stored data: changing it breaks every existing chain. It is an HMAC
+    keyed with VVOPS_AUDIT_KEY (the devnet default key without it)."""
+    monkeypatch.delenv("VVOPS_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("VVOPS_AUDIT_KEY_ENV", raising=False)
+
+    def digest() -> str:
+        return compute_audit_hash(id=1, at=T0, actor="alice", action="pause", subject="vault:main", source="ui",
+                                  details={"reason": "oracle", "n": 1}, prev_hash=GENESIS_HASH)  # fmt: skip
+
+    assert digest() == PINNED_DEVNET_HASH
+    monkeypatch.setenv("VVOPS_AUDIT_KEY", "k" * 32)
+    assert digest() == PINNED_KEYED_HASH
+    monkeypatch.setenv("VVOPS_AUDIT_KEY_ENV", "OTHER_AUDIT_KEY")
+    monkeypatch.setenv("OTHER_AUDIT_KEY", "k" * 32)
+    monkeypatch.delenv("VVOPS_AUDIT_KEY")
+    assert digest() == PINNED_KEYED_HASH
 
 
-PINNED_HASH = "5b9ed223a1dd2bd7ddf04d679caa8745a81c6d05a7d54bb226c8b79c9d36f667"
+PINNED_DEVNET_HASH = "755784087de4de8f1aa52073ce25e5fd6fca00818004c0c5e806288d79c3d880"
+PINNED_KEYED_HASH = "e09c5c556200888674e6c7f71df0d68812488497873ca64780b1984d084fde94"
 
 
 def test_chain_of_entries_verifies(any_store_engine) -> None:

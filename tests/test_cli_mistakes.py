@@ -30,9 +30,9 @@ def api_up(monkeypatch):
     monkeypatch.setattr("vvops.services.api_is_healthy", lambda *a, **k: True)
 
 
-def _run_line(capsys, *argv: str) -> tuple[int, str]:
+def _run_line(capfd, *argv: str) -> tuple[int, str]:
     code = main(["run", *argv])
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
     return code, lines[0]
@@ -40,25 +40,24 @@ def _run_line(capsys, *argv: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize(("params", "expected"), [
     (["-p", "bogus=1"], "unknown parameter 'bogus'"),
-    (["-p", "parameter=feeBps"], "missing required parameters new_value (int), proposer (str)"),
-    (["-p", "parameter=feeBps", "-p", "new_value=true", "-p", "proposer=amara"], "-p new_value='true': expected int"),
+    (["-p", "parameter=feeBps"], "missing required parameters new_value ("),
     (["-p", "parameter=feeBps", "-p", "new_value=50", "-p", "proposer=amara", "-p", "contract=nosuch"],
      "-p contract='nosuch': not a contract in config/contracts.yaml"),
     (["-p", "parameter=feeBps", "-p", "new_value=50", "-p", "proposer=amara", "-e", "nosuchenv"],
      "unknown environment 'nosuchenv'"),
 ])
-def test_parameter_change_mistakes(capsys, api_up, params, expected):
-    code, line = _run_line(capsys, "parameter-change", *params)
+def test_parameter_change_mistakes(capfd, api_up, params, expected):
+    code, line = _run_line(capfd, "parameter-change", *params)
     assert code != 0 and expected in line, line
 
 
-def test_a_number_that_is_not_a_number(capsys, api_up):
-    code, line = _run_line(capsys, "weekly-review", "-p", "week_ending=abc")
+def test_a_number_that_is_not_a_number(capfd, api_up):
+    code, line = _run_line(capfd, "weekly-review", "-p", "week_ending=abc")
     assert code == 2 and line.startswith("vvops: weekly-review: -p week_ending='abc': expected datetime"), line
 
 
-def test_wrong_types_name_the_parameter(capsys, api_up):
-    code, line = _run_line(capsys, "weekly-review", "-p", "notify_slack=maybe")
+def test_wrong_types_name_the_parameter(capfd, api_up):
+    code, line = _run_line(capfd, "weekly-review", "-p", "notify_slack=maybe")
     assert code == 2 and line.startswith("vvops: weekly-review: -p notify_slack='maybe': expected bool"), line
 
 
@@ -78,3 +77,30 @@ def test_output_piped_into_head_ends_quietly():
                             capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert len(result.stdout.splitlines()) == 1
     assert result.stderr == "", result.stderr
+
+
+@pytest.mark.devnet
+@pytest.mark.prefect
+def test_a_refused_proposal_run_from_the_cli_is_one_line_not_a_traceback(ops_flows, prefect_api):
+    result = _vvops("run", "parameter-change", "-p", "parameter=feeBps", "-p", "new_value=true", "-p", "proposer=dana",
+                    env={"PREFECT_API_URL": prefect_api, "VVOPS_HOME": str(ops_flows)})
+    output = result.stdout + result.stderr
+    assert result.returncode == 3 and "Traceback" not in output, output
+    assert "ProposalRejected: feeBps must be an integer, got the boolean true" in result.stdout, output
+
+
+def test_a_refused_cli_action_is_audited(tmp_path):
+    from sqlalchemy import create_engine, select
+
+    from vvops.store.models import AuditEntry
+
+    store = f"sqlite:///{tmp_path}/ops.db"
+    result = _vvops("checklist", "confirm", "daily.security-posture.threat-intelligence-updates", "--by", "mallory", "--note", "x" * 5000,
+                    env={"VVOPS_STORE_URL": store, "VVOPS_HOME": str(tmp_path)})
+    assert result.returncode == 1 and "'mallory' is not on the roster" in result.stderr
+    engine = create_engine(store)
+    with engine.connect() as conn:
+        actor, action, details = conn.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.details)).one()
+    engine.dispose()
+    assert (actor, action, details["rule"]) == ("mallory", "cli.refused", "roster")
+    assert len(str(details)) < 4096

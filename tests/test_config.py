@@ -68,7 +68,7 @@ def test_shipped_values():
     assert vault.invariants[0].holds(10, 9) and not vault.invariants[0].holds(9, 10)
     assert vault.deployment("devnet").roles["owner"] == "from-devnet:timelock"
     assert cfg.severity("P0").update_interval_minutes == 15
-    assert set(cfg.slack.channels.model_dump()) == {"ops", "alerts", "incidents", "approvals", "reports"}
+    assert set(cfg.slack.channels.model_dump()) == {"ops", "alerts", "incidents", "approvals", "reports", "audit"}
     assert cfg.slack.bot_token_env == "SLACK_BOT_TOKEN"
     tls = cfg.check("security.tls_certs").thresholds["days_to_expiry"]
     assert (tls.warn, tls.crit, tls.direction) == (30, 7, "below")

@@ -31,6 +31,24 @@ def _actions(engine, run_id: str) -> list[str]:
             ChainAction.idempotency_key.like(f"parameter_change:{run_id}:%")).order_by(ChainAction.id)).scalars())
 
 
+@pytest.fixture(autouse=True)
+def no_recent_changes(request):
+    """Each test starts without earlier changes of feeBps (the 24 h cooldown would refuse the next one)."""
+    if "ops_store_engine" in request.fixturenames:
+        from sqlalchemy import delete
+
+        from vvops.store.change_models import ParameterChange
+
+        with request.getfixturevalue("ops_store_engine").begin() as conn:
+            conn.execute(delete(ParameterChange))
+
+
+def _key(new_value: int) -> str:
+    from tasks.parameter_changes import change_base_id
+
+    return change_base_id("devnet", "vault", "feeBps", new_value)
+
+
 def _start(flow_in_thread, engine, new_value: int, proposer: str = "dana"):
     from flows.parameter_change import parameter_change
 
@@ -54,24 +72,25 @@ def test_a_value_outside_bounds_is_rejected_and_audited(ops_flows, ops_store_eng
     with pytest.raises(ProposalRejected, match=r"feeBps = 5000 is outside its bounds \[0, 1000\]"):
         parameter_change(parameter="feeBps", new_value=5000, proposer="dana", environment="devnet")
     with ops_store_engine.connect() as conn:
-        last = conn.execute(select(AuditEntry.action).order_by(AuditEntry.id.desc()).limit(1)).scalar()
-    assert last == "parameter_change.rejected_invalid"
+        action, details = conn.execute(select(AuditEntry.action, AuditEntry.details)
+                                       .order_by(AuditEntry.id.desc()).limit(1)).one()
+    assert (action, details["rule"]) == ("parameter_change.refused", "contracts.parameters.bounds")
 
 
 def test_approved_change_is_queued_executed_and_verified(ops_flows, ops_store_engine, devnet, fresh_devnet_state,
                                                          flow_in_thread):
-    thread, run_id = _start(flow_in_thread, ops_store_engine, 50)
+    thread, run_id = _start(flow_in_thread, ops_store_engine, 40)
     assert _fee(fresh_devnet_state, devnet) == 30  # the impact simulation was reverted
-    assert _actions(ops_store_engine, run_id) == []  # nothing on chain before the approval
+    assert _actions(ops_store_engine, _key(40)) == []  # nothing on chain before the approval
 
     _answer(run_id, "daniel")
     result = thread.join()
 
     assert result["status"] == "applied" and result["approvers"] == ["daniel"]
-    assert (result["previous_value"], result["new_value"]) == (30, 50)
-    assert _fee(fresh_devnet_state, devnet) == 50
-    assert _actions(ops_store_engine, run_id) == [f"parameter_change:{run_id}:schedule",
-                                                  f"parameter_change:{run_id}:execute"]
+    assert (result["previous_value"], result["new_value"], result["change_id"]) == (30, 40, _key(40))
+    assert _fee(fresh_devnet_state, devnet) == 40
+    assert _actions(ops_store_engine, _key(40)) == [f"parameter_change:{_key(40)}:schedule",
+                                                    f"parameter_change:{_key(40)}:execute"]
     with ops_store_engine.connect() as conn:
         actions = conn.execute(select(AuditEntry.action).where(AuditEntry.subject == "vault.feeBps")
                                .order_by(AuditEntry.id)).scalars().all()
@@ -81,7 +100,7 @@ def test_approved_change_is_queued_executed_and_verified(ops_flows, ops_store_en
 
 def test_rejected_change_sends_nothing(ops_flows, ops_store_engine, devnet, fresh_devnet_state, flow_in_thread):
     rows_before = _count(ops_store_engine, ChainAction)
-    thread, run_id = _start(flow_in_thread, ops_store_engine, 60)
+    thread, run_id = _start(flow_in_thread, ops_store_engine, 42)
 
     _answer(run_id, "daniel", decision="reject")
     result = thread.join()
@@ -109,16 +128,17 @@ def test_failed_verification_rolls_back_through_the_timelock_and_opens_an_incide
 
     monkeypatch.setattr(module, "run_through_timelock", tampering)
     incidents_before = _count(ops_store_engine, Incident)
-    thread, run_id = _start(flow_in_thread, ops_store_engine, 70)
+    thread, run_id = _start(flow_in_thread, ops_store_engine, 44)
     _answer(run_id, "amara")
 
-    with pytest.raises(ParameterChangeRolledBack, match=r"feeBps reads 77 on chain, expected 70.*rolled back to 30 \(verified\)"):
+    with pytest.raises(ParameterChangeRolledBack, match=r"feeBps reads 77 on chain, expected 44.*rolled back to 30 \(verified\)"):
         thread.join()
 
     assert _fee(fresh_devnet_state, devnet) == 30
-    assert calls == [f"parameter_change:{run_id}", f"parameter_change:{run_id}:rollback"]
-    assert _actions(ops_store_engine, run_id)[-2:] == [f"parameter_change:{run_id}:rollback:schedule",
-                                                       f"parameter_change:{run_id}:rollback:execute"]
+    key = _key(44)
+    assert calls == [f"parameter_change:{key}", f"parameter_change:{key}:rollback"]
+    assert _actions(ops_store_engine, key)[-2:] == [f"parameter_change:{key}:rollback:schedule",
+                                                    f"parameter_change:{key}:rollback:execute"]
     assert _count(ops_store_engine, Incident) == incidents_before + 1
     with ops_store_engine.connect() as conn:
         title, severity = conn.execute(select(Incident.title, Incident.severity).order_by(Incident.id.desc()).limit(1)).one()

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from vvops.store.safe_models import SafeConfirmation
+from vvops.store.change_models import ParameterChange, TimelockOperation
 from vvops.store import (
     TABLE_NAMES,
     Alert,
@@ -87,7 +88,7 @@ def test_expected_tables_exist() -> None:
         "check_runs", "check_results", "metrics", "alerts", "incidents", "incident_events",
         "approval_requests", "approval_decisions", "notification_outbox", "slack_threads",
         "chain_actions", "watcher_checkpoints", "processed_blocks", "backups", "drills", "audit_log", "silences",
-        "safe_transactions", "safe_confirmations",
+        "safe_transactions", "safe_confirmations", "parameter_changes", "timelock_operations",
     }  # fmt: skip
 
 
@@ -191,6 +192,12 @@ FACTORIES: dict[str, Callable[[Session], object]] = {
     "backups": lambda s: Backup(kind="sqlite", path="/tmp/ops.db.bak", checksum="ab" * 32, size=2**33, created_at=T0),
     "drills": lambda s: Drill(kind="restore", started_at=T0, finished_at=T0 + timedelta(seconds=42), rto_seconds=42.0,
                               rpo_seconds=0.5, ok=True, details={"steps": 3}),  # fmt: skip
+    "parameter_changes": lambda s: ParameterChange(change_id="pc-1", environment="devnet", contract="vault",
+                                                   parameter="feeBps", new_value=str(2**256 - 1), proposer="amara",
+                                                   status="executed", executed_at=T0),
+    "timelock_operations": lambda s: TimelockOperation(environment="devnet", chain_id=31337, timelock="0x" + "1" * 40,
+                                                       operation_id="0x" + "2" * 64, idempotency_key="k",
+                                                       target="0x" + "3" * 40, ready_at=2**40, status="scheduled"),
     "audit_log": lambda s: AuditEntry(id=1, at=T0, actor="a", action="b", subject="c", source="system",
                                       details={}, prev_hash="0" * 64, hash="1" * 64),  # fmt: skip
 }

@@ -143,7 +143,9 @@ def production_databases():
 def test_production_profile_runs_a_deployment_on_a_worker_with_postgres(tmp_path, production_databases):
     port, anvil_port = free_port(), free_port()
     env = {**os.environ, "VVOPS_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1", "PREFECT_WORKER_QUERY_SECONDS": "2",
-           "VVOPS_PREFECT_DATABASE_URL": production_databases["prefect"], "VVOPS_STORE_URL": production_databases["store"]}
+           "VVOPS_PREFECT_DATABASE_URL": production_databases["prefect"], "VVOPS_STORE_URL": production_databases["store"],
+           "PREFECT_API_AUTH_STRING": "ops:production-auth-test", "VVOPS_AUDIT_KEY": "production-audit-key-test"}
+    auth = httpx.BasicAuth("ops", "production-auth-test")
     for key in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_API_DATABASE_CONNECTION_URL"):
         env.pop(key, None)
     process = subprocess.Popen(
@@ -158,12 +160,13 @@ def test_production_profile_runs_a_deployment_on_a_worker_with_postgres(tmp_path
         assert sum("worker     vvops-worker-" in line for line in output) == 2
         assert any("vvops_test_prefect_" in line for line in output), output
         api = f"http://127.0.0.1:{port}/api"
-        deployment = httpx.get(f"{api}/deployments/name/dr-drill/devnet", timeout=10).json()
+        assert httpx.get(f"{api}/deployments/name/dr-drill/devnet", timeout=10).status_code == 401  # locked
+        deployment = httpx.get(f"{api}/deployments/name/dr-drill/devnet", timeout=10, auth=auth).json()
         assert deployment["work_pool_name"] == "vvops-process"
-        vault_limit = httpx.get(f"{api}/v2/concurrency_limits/vv-contract-devnet-vault", timeout=10).json()
+        vault_limit = httpx.get(f"{api}/v2/concurrency_limits/vv-contract-devnet-vault", timeout=10, auth=auth).json()
         assert vault_limit["limit"] == 1 and vault_limit["active_slots"] == 0  # one change per contract
-        run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=10).json()
-        state = _wait_for_final_state(api, run["id"], timeout=120)
+        run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=10, auth=auth).json()
+        state = _wait_for_final_state(api, run["id"], timeout=120, auth=auth)
         assert state == "COMPLETED"
     finally:
         process.send_signal(signal.SIGINT)
@@ -180,10 +183,10 @@ def test_production_profile_runs_a_deployment_on_a_worker_with_postgres(tmp_path
     store.dispose()
 
 
-def _wait_for_final_state(api: str, flow_run_id: str, *, timeout: float) -> str:
+def _wait_for_final_state(api: str, flow_run_id: str, *, timeout: float, auth=None) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()["state"]["type"]
+        state = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10, auth=auth).json()["state"]["type"]
         if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return state
         time.sleep(1)

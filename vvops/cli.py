@@ -81,6 +81,10 @@ def _operator_error_message(exc: Exception) -> str | None:
         return f"vvops: {exc}"
     if isinstance(exc, (OverflowError, OSError)):
         return f"vvops: {exc}"
+    response = getattr(exc, "response", None)
+    if getattr(response, "status_code", None) == 401:
+        return ("vvops: the Prefect API refused us (401 Unauthorized): set PREFECT_API_AUTH_STRING to the server's "
+                "user:password (docs/deployment.md, Locking the Prefect API)")
     return None
 
 
@@ -206,7 +210,10 @@ def _parser() -> argparse.ArgumentParser:
     store = sub.add_parser("store", help="the ops store").add_subparsers(title="store commands")
     store.add_parser("migrate", help="upgrade the store schema to head").set_defaults(handler=_cmd_store_migrate)
     store.add_parser("current", help="print the store's schema revision").set_defaults(handler=_cmd_store_current)
-    verify = store.add_parser("verify-audit", help="verify the hash chain of the audit log")
+    verify = store.add_parser("verify-audit", help="verify the keyed hash chain of the audit log (and a published head)")
+    verify.add_argument("--anchor", default=None, metavar="HEAD",
+                        help="a published head: ROWS:HASH, an anchor line, or the anchor file (its last line); "
+                             "HEAD alone means this store's anchor file")
     verify.set_defaults(handler=_cmd_store_verify_audit)
 
     watch = sub.add_parser("watch", help="follow the chain block by block and raise alerts (foreground)")
@@ -356,13 +363,35 @@ def _cmd_store_current(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_verify_audit(args: argparse.Namespace) -> int:
-    from vvops.store.audit import verify_audit_chain
+    from vvops.config import load_config
+    from vvops.store.audit import AuditAnchor, audit_key_env, verify_audit_chain
     from vvops.store.db import make_engine, session_scope
 
+    store = load_config(environment=None).store
+    _point_at_audit_key(store)
+    anchor = None
+    if args.anchor is not None:
+        source = str(store.anchor_path()) if args.anchor == "HEAD" else args.anchor
+        try:
+            anchor = AuditAnchor.parse(source)
+        except (OSError, ValueError, KeyError) as error:
+            raise CliError(f"--anchor {args.anchor}: {error}", exit_code=2) from None
     with session_scope(make_engine(_store_url())) as session:
-        result = verify_audit_chain(session)
-    print(f"audit chain {'OK' if result.ok else 'BROKEN'}: {result.checked} rows checked" + ("" if result.ok else f"; first bad row {result.first_bad_id}: {result.reason}"))
-    return 0 if result.ok else 1
+        result = verify_audit_chain(session, anchor=anchor)
+    key_note = f" (devnet default key: set ${audit_key_env()} outside the devnet)" if result.devnet_key else ""
+    if result.ok:
+        print(f"audit chain OK: {result.checked} rows checked" + (f", anchor {anchor} matches" if anchor else "")
+              + key_note)
+        return 0
+    print(f"audit chain BROKEN ({result.problem}): {result.reason}" + key_note)
+    return 1
+
+
+def _point_at_audit_key(store: Any) -> None:
+    """Every process we start reads the audit key from the variable config names (it is never in a file)."""
+    from vvops.store.audit import AUDIT_KEY_ENV_POINTER
+
+    os.environ[AUDIT_KEY_ENV_POINTER] = store.audit_key_env
 
 
 # --- devnet -------------------------------------------------------------------------------------------
@@ -499,7 +528,23 @@ def _require_on_roster(person: str, cfg: Any = None) -> None:
     from vvops.config import load_config
 
     if person not in {p.id for p in (cfg or load_config(environment=None)).people}:
+        audit_cli_refusal(actor=person, rule="roster", reason=f"{person!r} is not on the roster")
         raise CliError(f"{person!r} is not on the roster in config/team.yaml")
+
+
+def audit_cli_refusal(*, actor: str, rule: str, reason: str, subject: str | None = None,
+                      details: dict[str, Any] | None = None) -> None:
+    """Record a refused CLI action (`cli.refused`, with the rule and the command line, bounded); the refusal
+    stands even when the store cannot be written."""
+    from vvops.store.refusals import audit_refusal
+
+    command = "cli:" + " ".join(arg for arg in sys.argv[1:3] if not arg.startswith("-"))
+    try:
+        with _store_session() as session:
+            audit_refusal(session, actor=actor or "(unknown)", action="cli.refused", subject=subject or command,
+                          source="cli", rule=rule, reason=reason, details={"argv": sys.argv[1:], **(details or {})})
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _store_session(*, write: bool = True):
@@ -532,6 +577,7 @@ def _cmd_silence_add(args: argparse.Namespace) -> int:
             spec = add_silence(session, matchers=args.matchers, starts_at=now, ends_at=now + duration,
                                created_by=args.by, reason=args.reason)
     except SilenceError as error:
+        audit_cli_refusal(actor=args.by, rule="silences", reason=str(error), subject="silence:add")
         raise CliError(f"silence not created: {error}") from None
     print(f"{spec.id} mutes {' '.join(args.matchers)} until {spec.ends_at.isoformat(timespec='seconds')}")
     return 0
@@ -684,6 +730,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     api_url = external or prefect_api_url(args.port)
     apply_prefect_runtime_env(api_url=api_url)
     production = args.profile == "production"
+    _require_secrets_outside_devnet(args.environment, production)
     if production:
         _apply_production_env(own_prefect_server=external is None)
     _require_valid_config(args.environment)
@@ -822,6 +869,25 @@ def _stop_up(*, started_stop: float) -> None:
     left = stop_descendants(timeout=2.0)
     extra = f"; ended {left} leftover process(es)" if left else ""
     _log(f"stopped in {time.monotonic() - started_stop:.1f} s{extra}")
+
+
+def _require_secrets_outside_devnet(environment: str, production: bool) -> None:
+    """Outside the devnet (and in the production profile) the audit key comes from its variable (no default key)
+    and the Prefect API is locked with basic auth."""
+    from vvops.config import load_config
+
+    from vvops.services import PREFECT_AUTH_ENV
+
+    cfg = load_config(environment=environment)
+    _point_at_audit_key(cfg.store)
+    if not (production or not cfg.env.uses_devnet):
+        return
+    if not os.environ.get(cfg.store.audit_key_env):
+        raise CliError(f"${cfg.store.audit_key_env} is not set: outside the devnet the audit log is keyed with a "
+                       "secret of yours (e.g. `openssl rand -hex 32`), never the devnet default")
+    if ":" not in os.environ.get(PREFECT_AUTH_ENV, "") and not os.environ.get("PREFECT_API_KEY"):
+        raise CliError(f"${PREFECT_AUTH_ENV} is not set (as user:password): outside the devnet the Prefect API "
+                       "requires it; every process `vvops up` starts sends it (docs/deployment.md)")
 
 
 def _start_slack_endpoint(args: argparse.Namespace, supervisor: Any) -> None:

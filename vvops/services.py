@@ -17,6 +17,10 @@ import httpx
 from vvops import paths
 
 DEFAULT_PREFECT_PORT = 4200
+PREFECT_AUTH_ENV = "PREFECT_API_AUTH_STRING"
+"""Clients' basic-auth string (`user:password`); `vvops up` gives the server it starts the same value as
+PREFECT_SERVER_API_AUTH_STRING. Required outside the devnet."""
+PREFECT_SERVER_AUTH_ENV = "PREFECT_SERVER_API_AUTH_STRING"
 
 
 class ServiceError(RuntimeError):
@@ -48,7 +52,11 @@ def prefect_runtime_env(*, api_url: str | None = None) -> dict[str, str]:
         "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"),
     }
     env["PREFECT_API_URL"] = api_url or os.environ.get("PREFECT_API_URL") or prefect_api_url()
+    auth = os.environ.get(PREFECT_AUTH_ENV)
+    if auth:  # the server we start requires what every client we start sends (Prefect's basic auth)
+        env[PREFECT_SERVER_AUTH_ENV] = auth
     return env
+
 
 
 def apply_prefect_runtime_env(*, api_url: str | None = None) -> dict[str, str]:

@@ -444,6 +444,38 @@ def _unknown(kind: str, value: str, known: list[str], defined_in: str) -> tuple[
                          + (f": {', '.join(known)}" if 0 < len(known) <= 8 else "")))
 
 
+def _check_parameter_types(ctx: Any, index: int, contract: Any) -> None:
+    """A parameter's bounds must fit its setter's Solidity type (a max above uint256 cannot be set)."""
+    from vvops.procedures.parameters import solidity_int_range
+
+    try:
+        from vvops.chain.abi import Abi
+
+        doc = json.loads((ctx.artifacts_dir / f"{contract.artifact}.json").read_text(encoding="utf-8"))
+        abi = Abi(doc.get("abi", doc) if isinstance(doc, dict) else doc)
+    except Exception:  # noqa: BLE001 - an unreadable artifact is reported by the caller
+        return
+    for name, param in contract.parameters.items():
+        if not param.setter:
+            continue
+        try:
+            inputs = abi.function(param.setter).get("inputs", [])
+        except KeyError:
+            continue
+        if len(inputs) != 1:
+            continue
+        solidity_type = inputs[0].get("type", "")
+        bounds = solidity_int_range(solidity_type)
+        if bounds is None:
+            continue
+        for key in ("min", "max"):
+            value = getattr(param, key)
+            if not bounds[0] <= value <= bounds[1]:
+                ctx.add("contracts.yaml", ("contracts", index, "parameters", name, key),
+                        f"{key} {value} does not fit {param.setter}'s {solidity_type}",
+                        f"keep it within [{bounds[0]}, {bounds[1]}]")
+
+
 def _abi_functions(artifacts_dir: Path, artifact: str) -> set[str] | None:
     path = artifacts_dir / f"{artifact}.json"
     try:
@@ -550,6 +582,7 @@ def _cross_checks(ctx: _Ctx) -> None:
                                     f"'{fn}' is not a function of {c.artifact}",
                                     did_you_mean(fn, sorted(f for f in fns if f),
                                                  fallback=f"see the ABI in {c.artifact}.json"))
+                    _check_parameter_types(ctx, i, c)
 
     # checks.yaml
     if checks:

@@ -31,7 +31,7 @@ SEVERITIES: tuple[str, ...] = ("P0", "P1", "P2", "P3")
 INCIDENT_TYPES: tuple[str, ...] = ("technical", "security", "operational", "external")
 CHECK_AREAS: tuple[str, ...] = ("protocol", "infrastructure", "security", "maintenance")
 CONTRACT_KINDS: tuple[str, ...] = ("vault", "timelock", "multicall", "token")
-SLACK_CHANNEL_KEYS: tuple[str, ...] = ("ops", "alerts", "incidents", "approvals", "reports")
+SLACK_CHANNEL_KEYS: tuple[str, ...] = ("ops", "alerts", "incidents", "approvals", "reports", "audit")
 WEEKDAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 FROM_DEVNET = "from-devnet"
 FROM_DEVNET_PREFIX = "from-devnet:"
@@ -40,7 +40,7 @@ Role = Literal["ops_lead", "sre", "protocol_specialist", "security_ops", "data_a
 Severity = Literal["P0", "P1", "P2", "P3"]
 CheckArea = Literal["protocol", "infrastructure", "security", "maintenance"]
 ContractKind = Literal["vault", "timelock", "multicall", "token"]
-SlackChannelKey = Literal["ops", "alerts", "incidents", "approvals", "reports"]
+SlackChannelKey = Literal["ops", "alerts", "incidents", "approvals", "reports", "audit"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -60,8 +60,25 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...], *, fallback: s
     return fallback if fallback is not None else "choose one of: " + ", ".join(choices)
 
 
+_DURATION_UNITS_MAX = {"_s": 366 * 86400, "_seconds": 366 * 86400, "_minutes": 366 * 1440, "_hours": 366 * 24,
+                       "_days": 3660}
+"""Every duration in config (a field named *_s, *_seconds, *_minutes, *_hours, *_days) is at most about a
+year (days: ten years): a larger value is a typo that would overflow a date later, so `config check` says so."""
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
+
+    @model_validator(mode="after")
+    def _durations_in_range(self) -> Any:
+        for name in type(self).model_fields:
+            suffix = next((s for s in _DURATION_UNITS_MAX if name.endswith(s)), None)
+            value = getattr(self, name, None) if suffix else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > _DURATION_UNITS_MAX[suffix]:
+                unit = suffix.strip("_").replace("s", "seconds", 1) if suffix == "_s" else suffix.strip("_")
+                raise problem(f"{name} is {value:g}, longer than any sensible setting",
+                              f"at most {_DURATION_UNITS_MAX[suffix]:,} {unit}", at=name)
+        return self
 
 
 # ---------------------------------------------------------------------------- small value types
@@ -326,6 +343,16 @@ class StoreSettings(Frozen):
     url: str = "sqlite:///ops.db"
     """A relative sqlite path is relative to the state dir (VVOPS_HOME, default .vvops/)."""
     connect_timeout_s: PositiveFloat = 10.0
+    audit_key_env: EnvVarName = "VVOPS_AUDIT_KEY"
+    """The variable holding the audit chain's HMAC key (never in config or the database; devnet has a default)."""
+    audit_anchor_file: str = "audit-anchors.jsonl"
+    """Append-only file of published audit heads (relative: in the state dir); ship it off-host."""
+
+    def anchor_path(self) -> Path:
+        from vvops import paths
+
+        path = Path(self.audit_anchor_file)
+        return path if path.is_absolute() else paths.state_dir() / path
 
     @model_validator(mode="after")
     def _no_password(self) -> StoreSettings:
@@ -591,6 +618,8 @@ class SlackChannels(Frozen):
     incidents: SlackChannel
     approvals: SlackChannel
     reports: SlackChannel
+    audit: SlackChannel = "#vv-audit"
+    """The published head of the audit log (rows + hash) after every ops sweep that changed it."""
 
     def for_key(self, key: str) -> str:
         return getattr(self, key)

@@ -360,6 +360,16 @@ def alert_acknowledged(*, by: str, source: str, severity: str, alert_id: int, fi
                                    f"via {escape(source)}", "escalation stopped")])
 
 
+def audit_anchor(*, environment: str, rows: int, head_hash: str, at: str, devnet_key: bool = False) -> Message:
+    """The audit log's published head (kind `audit_anchor`): keep it, compare with `vvops store verify-audit`."""
+    line = f"audit log head on {environment}: {rows} rows, hash {head_hash}"
+    notes = ["verify: `vvops store verify-audit --anchor " + f"{rows}:{head_hash}`"]
+    if devnet_key:
+        notes.append("devnet key (not secret)")
+    return _message(line, [section(f":lock: *Audit head* {escape(environment)}: `{rows}` rows, `{escape(head_hash)}`"),
+                           context(escape(at), *notes)])
+
+
 def _alert_kind(status: str) -> Callable[..., Message]:
     def build(**data: Any) -> Message:
         return alert_group(status=status, **data)
@@ -369,6 +379,7 @@ def _alert_kind(status: str) -> Callable[..., Message]:
 
 
 KINDS: dict[str, Callable[..., Message]] = {
+    "audit_anchor": audit_anchor,
     "check_failure": check_failure,
     "summary": summary,
     "summary_failures": summary_failures,
