@@ -209,10 +209,14 @@ def incident_response(
     unpaused = None
     if unpause_on_resolution and containment.get("action") == "guardian_pause" and facts.get("contained"):
         from flows.unpause import unpause
+        from tasks.approvals import ProposerNotProven
 
-        unpaused = unpause(reason=f"{key} resolved ({c.title})", requested_by=resolved_by,
-                           contract=contract, incident_key=key, environment=environment,
-                           approval_poll_interval=poll_interval)
+        try:
+            unpaused = unpause(reason=f"{key} resolved ({c.title})", requested_by=resolved_by,
+                               contract=contract, incident_key=key, environment=environment,
+                               approval_poll_interval=poll_interval)
+        except ProposerNotProven as error:  # a typed resolver proves nothing here: a lead proposes it signed
+            unpaused = {"status": "not_started", "paused": True, "reason": str(error)}
     still_paused = containment.get("action") == "guardian_pause" and (unpaused is None or unpaused.get("paused"))
     recovery = verify_recovery(environment=environment, contract=contract, paused_by_containment=bool(still_paused)) \
         if contract else {"ok": True, "problems": [], "pending": []}

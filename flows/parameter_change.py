@@ -83,10 +83,18 @@ def parameter_change(
     approval_deadline_seconds: float | None = None,
     slot_wait_seconds: float | None = 3600,
     change_id: str | None = None,
+    proposal_signature: str = "",
+    proposal_expires: int = 0,
 ) -> dict:
     """Change one bounded parameter through the timelock, with impact analysis, approval, verification, rollback."""
     if (not_ready := preflight(environment)) is not None:
         return not_ready
+
+    from tasks.approvals import prove_proposer, request_approval
+
+    # 0. Who proposes it, proven (a signed proposal from `vvops propose`, or a typed name where config allows)
+    proposer_proof = prove_proposer(procedure=PROCEDURE, flow_fn=parameter_change, values=locals(), proposer=proposer,
+                                    environment=environment, signature=proposal_signature, expires=proposal_expires)
     logger = get_run_logger()
     cfg = ops_config(environment)
     subject = f"{contract}.{parameter}"
@@ -156,7 +164,9 @@ def parameter_change(
             details={"contract": contract, "parameter": parameter, "current": str(current),
                      "new_value": str(proposal.new_value), "simulated": impact.simulated,
                      "impact": impact.summary(), "change_id": change_id},
-            poll_interval=approval_poll_interval, deadline_seconds=approval_deadline_seconds)
+            poll_interval=approval_poll_interval, deadline_seconds=approval_deadline_seconds,
+            proposer_proof=proposer_proof,
+            execution={"contract": contract, "address": state["address"], "data": setter_data})
         base = {"change_id": change_id, "contract": contract, "parameter": parameter, "previous_value": current,
                 "new_value": proposal.new_value,
                 "approval_request_id": outcome.request_id, "approvers": outcome.approvers,

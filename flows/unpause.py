@@ -31,10 +31,17 @@ def unpause(
     environment: str = "devnet",
     approval_poll_interval: float = 10,
     approval_deadline_seconds: float | None = None,
+    proposal_signature: str = "",
+    proposal_expires: int = 0,
 ) -> dict:
     """Two leads approve, then the timelock (owner) unpauses; verified on chain."""
     if (not_ready := preflight(environment)) is not None:
         return not_ready
+
+    from tasks.approvals import prove_proposer, request_approval
+
+    proposer_proof = prove_proposer(procedure=PROCEDURE, flow_fn=unpause, values=locals(), proposer=requested_by,
+                                    environment=environment, signature=proposal_signature, expires=proposal_expires)
     logger = get_run_logger()
     run_id = current_flow_run_id() or "local"
     cfg = ops_config(environment)
@@ -58,7 +65,8 @@ def unpause(
         description_md=f"The timelock (owner) calls `unpause()` on `{contract}` ({state['address']}) after its "
                        f"delay; deposits and withdrawals resume.\n\nReason: {reason}",
         details={"contract": contract, "incident": incident_key}, poll_interval=approval_poll_interval,
-        deadline_seconds=approval_deadline_seconds)
+        deadline_seconds=approval_deadline_seconds, proposer_proof=proposer_proof,
+        execution={"contract": contract, "address": state["address"], "data": data})
     base = {"contract": contract, "approval_request_id": outcome.request_id, "approvers": outcome.approvers,
             "incident": incident_key}
     if not outcome.approved:

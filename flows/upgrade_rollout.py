@@ -43,7 +43,8 @@ from vvops.procedures.upgrades import rollout_stages
 
 def _approve(*, kind: str, change_id: str, contract: str, address: str, proposer: str, environment: str,
              description_md: str, details: dict[str, Any], poll_interval: float,
-             timelock_call: dict[str, Any] | None = None) -> dict[str, Any]:
+             timelock_call: dict[str, Any] | None = None,
+             proposer_proof: dict[str, Any] | None = None) -> dict[str, Any]:
     """`timelock_call` ({schedule_key, target, data}): where a Safe proposes on the timelock, the owners' Safe
     confirmations of that schedule are this approval (tasks/safe.py)."""
     from tasks.approvals import request_approval
@@ -57,7 +58,7 @@ def _approve(*, kind: str, change_id: str, contract: str, address: str, proposer
     ask = (lambda **kw: approve_timelock_call(**timelock_call, **kw)) if timelock_call else request_approval
     outcome = ask(procedure="upgrade_rollout", subject=subject, risk="high", proposer=proposer,
                   description_md=description_md, environment=environment, details=details,
-                  poll_interval=poll_interval)
+                  poll_interval=poll_interval, proposer_proof=proposer_proof)
     return {"approved": outcome.approved, "request_id": outcome.request_id, "approvers": outcome.approvers,
             "reason": outcome.reason, "reused": False}
 
@@ -103,10 +104,18 @@ def upgrade_rollout(
     stages: list[str] | None = None,
     approval_poll_interval: float = 10,
     slot_wait_seconds: float | None = 3600,
+    proposal_signature: str = "",
+    proposal_expires: int = 0,
 ) -> dict:
     """Upgrade `contract` to `new_implementation` following the playbook; see the module docstring."""
     if (not_ready := preflight(environment)) is not None:
         return not_ready
+
+    from tasks.approvals import prove_proposer
+
+    proposer_proof = prove_proposer(procedure="upgrade_rollout", flow_fn=upgrade_rollout, values=locals(),
+                                    proposer=proposer, environment=environment, signature=proposal_signature,
+                                    expires=proposal_expires)
     logger = get_run_logger()
     change_id = change_id or current_flow_run_id() or "manual"
     ops_config(environment)  # validate the configuration before anything else
@@ -141,7 +150,7 @@ def upgrade_rollout(
                       f"(block {snap['block']}), store backup `{snap['store_backup_sha256'][:16]}…`.")
         readiness = _approve(kind="readiness", change_id=change_id, contract=contract, address=address,
                              proposer=proposer, environment=environment, poll_interval=approval_poll_interval,
-                             description_md="Confirm the team is ready: on-call staffed, communication sent, "
+                             proposer_proof=proposer_proof, description_md="Confirm the team is ready: on-call staffed, communication sent, "
                                             "monitoring prepared.\n\n" + summary_md, details=base_details)
         checklist["team readiness confirmed"] = readiness["approved"]
         audit(actor=proposer, action="upgrade.checklist", subject=f"{contract} -> {address}",
@@ -162,6 +171,7 @@ def upgrade_rollout(
         go = _approve(kind="go/no-go", change_id=change_id, contract=contract, address=address, proposer=proposer,
                       environment=environment, poll_interval=approval_poll_interval,
                       timelock_call=_stage_schedule(change_id, environment, contract, address, plan),
+                      proposer_proof=proposer_proof,
                       description_md=_rehearsal_md(rehearsal) + "\n\n" + summary_md,
                       details={**base_details, "rehearsal": rehearsal["checks"], "simulated": rehearsal["simulated"]})
         if not go["approved"]:

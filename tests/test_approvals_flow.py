@@ -10,7 +10,7 @@ import pytest
 from prefect import flow
 from sqlalchemy import select
 
-from tests.fixtures.approval_fixtures import approval_run_id
+from tests.fixtures.approval_fixtures import approval_run_id, signed_answer
 from vvops.store.models import ApprovalDecision, ApprovalRequest, AuditEntry, NotificationOutbox
 
 pytestmark = [pytest.mark.prefect]
@@ -18,11 +18,13 @@ pytestmark = [pytest.mark.prefect]
 
 @flow(name="approval-test")
 def approval_test_flow(procedure: str, subject: str, proposer: str, deadline_seconds: float | None = None) -> dict:
-    from tasks.approvals import request_approval
+    from tasks.approvals import prove_proposer, request_approval
 
+    proof = prove_proposer(procedure=procedure, flow_fn=approval_test_flow, values=locals(), proposer=proposer,
+                           environment="devnet")   # the devnet trusts a typed proposer name
     outcome = request_approval(procedure=procedure, subject=subject, risk="medium", proposer=proposer,
                                description_md="feeBps 30 → 50 through the timelock", environment="devnet",
-                               poll_interval=0.5, deadline_seconds=deadline_seconds)
+                               poll_interval=0.5, deadline_seconds=deadline_seconds, proposer_proof=proof)
     return asdict(outcome)
 
 
@@ -44,8 +46,8 @@ class Run:
     def answer(self, approver: str, decision: str = "approve", reason: str = "looks right", expect_pause=True):
         from prefect.flow_runs import resume_flow_run
 
-        resume_flow_run(uuid.UUID(self.run_id), run_input={"decision": decision, "approver": approver,
-                                                           "reason": reason})
+        resume_flow_run(uuid.UUID(self.run_id),
+                        run_input=signed_answer(self.engine, self.request().id, approver, decision, reason))
         if expect_pause:
             self.key = self.thread.wait_paused(self.run_id, after=self.key)
 
@@ -119,8 +121,13 @@ def test_an_unauthorised_decision_is_refused_and_the_run_keeps_waiting(ops_flows
     with get_client(sync_client=True) as client:
         assert client.read_flow_run(uuid.UUID(run.run_id)).state.is_paused()
     assert run.request().status == "pending"
+    from eth_account import Account
+
+    from tests.fixtures.approval_fixtures import person_key
+
     assert [d[:4] for d in run.decisions()] == [("mei", "approve", False, "missing_role"),
-                                                ("nobody", "approve", False, "unknown_person")]
+                                                (Account.from_key(person_key("nobody")).address, "approve", False,
+                                                 "unknown_signer")]
     run.answer("daniel", "reject", reason="cleanup", expect_pause=False)   # end the run
     assert run.thread.join()["approved"] is False
 
@@ -196,8 +203,11 @@ def test_the_sweep_escalates_an_overdue_request_exactly_once(ops_flows, ops_stor
                              .where(NotificationOutbox.idempotency_key.like(f"approval-escalation-{rid}-%"))).all()
     assert sorted(pages) == sorted(("escalation_page", f"approval-escalation-{rid}-{t}") for t in escalations[0]["targets"])
     # still open after escalation: a lead can approve it
-    result = service.record_decision(ops_store_engine, request_id=rid, approver="daniel", decision="approve",
-                                     reason="ok", source="api", people=ops_config("devnet").people)
+    from vvops.identity import IdentityContext, TypedNameProof
+
+    result = service.record_decision(ops_store_engine, request_id=rid, decision="approve", reason="ok", source="api",
+                                     proof=TypedNameProof("daniel"),
+                                     identity=IdentityContext.from_config(ops_config("devnet")))
     assert result.state.status == "approved"
 
     # past the total deadline the sweep fails it closed

@@ -146,7 +146,7 @@ def test_a_parameter_change_on_a_busy_contract_fails_clearly_and_sends_nothing(o
     block_before = fresh_devnet_state.block_number()
     with hold_contract_slots(contracts=[("devnet", "vault")], procedure="upgrade_rollout", change_id="chg-upgrade"):
         with pytest.raises(ContractBusy, match="vault on devnet is busy: upgrade_rollout chg-upgrade"):
-            parameter_change(parameter="feeBps", new_value=31, proposer="dana", environment="devnet",
+            parameter_change(parameter="feeBps", new_value=31, proposer="priya", environment="devnet",
                              slot_wait_seconds=1)
     assert fresh_devnet_state.block_number() == block_before
     with ops_store_engine.connect() as conn:

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from tests.fixtures.approval_fixtures import approval_run_id
+from tests.fixtures.approval_fixtures import approval_run_id, resume_signed
 from vvops.store.models import AuditEntry, ChainAction, IncidentEvent
 
 pytestmark = [pytest.mark.devnet, pytest.mark.prefect]
@@ -18,9 +18,7 @@ def _paused(chain, devnet) -> bool:
 
 
 def _answer(run_id: str, approver: str, decision: str = "approve") -> None:
-    from prefect.flow_runs import resume_flow_run
-
-    resume_flow_run(uuid.UUID(run_id), run_input={"decision": decision, "approver": approver, "reason": "test"})
+    resume_signed(run_id, None, approver, decision, reason="test")
 
 
 def _reason() -> str:
@@ -34,7 +32,7 @@ def test_a_p0_pauses_at_once_signed_by_the_guardian(ops_flows, ops_store_engine,
     incident = open_incident.fn(title="drain on the vault", incident_type="security", severity="P0",
                                 commander="amara", opened_by="test")
 
-    result = emergency_pause(reason=_reason(), requested_by="erin", severity="P0", incident_key=incident,
+    result = emergency_pause(reason=_reason(), requested_by="priya", severity="P0", incident_key=incident,
                              environment="devnet")
 
     assert result["status"] == "paused" and result["approval"].startswith("auto-approved")
@@ -47,7 +45,7 @@ def test_a_p0_pauses_at_once_signed_by_the_guardian(ops_flows, ops_store_engine,
     assert sender == devnet.accounts.guardian.address
     assert events == ["containment"]
     # a second request finds it paused and sends nothing
-    again = emergency_pause(reason="again", requested_by="erin", severity="P0", environment="devnet")
+    again = emergency_pause(reason="again", requested_by="priya", severity="P0", environment="devnet")
     assert again["status"] == "already_paused"
 
 
@@ -55,7 +53,7 @@ def test_a_p1_waits_for_one_lead(ops_flows, ops_store_engine, devnet, fresh_devn
     from flows.emergency_pause import emergency_pause
 
     reason = _reason()
-    thread = flow_in_thread(emergency_pause, reason=reason, requested_by="erin", severity="P1",
+    thread = flow_in_thread(emergency_pause, reason=reason, requested_by="priya", severity="P1",
                             environment="devnet", approval_poll_interval=0.5)
     run_id = approval_run_id(ops_store_engine, f"pause vault (P1): {reason}")
     thread.wait_paused(run_id)
@@ -74,7 +72,7 @@ def test_unpause_needs_two_leads_and_goes_through_the_timelock(ops_flows, ops_st
 
     fresh_devnet_state.contract("VaultV1", devnet.contracts.vault).transact(devnet.accounts.guardian.address, "pause")
     reason = f"fixed {uuid.uuid4().hex[:6]}"
-    thread = flow_in_thread(unpause, reason=reason, requested_by="erin", environment="devnet",
+    thread = flow_in_thread(unpause, reason=reason, requested_by="priya", environment="devnet",
                             approval_poll_interval=0.5)
     run_id = approval_run_id(ops_store_engine, f"unpause vault: {reason}")
     key = thread.wait_paused(run_id)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from tests.fixtures.approval_fixtures import approval_run_id
+from tests.fixtures.approval_fixtures import approval_run_id, resume_signed
 from tests.fixtures.approval_fixtures import wait_paused as _wait_paused
 from vvops.procedures import incidents as rules
 from vvops.store.models import AuditEntry, Incident, IncidentEvent
@@ -122,10 +122,10 @@ def test_a_p0_drain_is_paused_in_the_flow_unpause_needs_two_leads_and_the_report
 
     run_id = approval_run_id(ops_store_engine, unpause_subject)
     key = _wait_paused(run_id)
-    resume_flow_run(uuid.UUID(run_id), run_input={"decision": "approve", "approver": "kwame", "reason": "fixed"})
+    resume_signed(run_id, ops_store_engine, "kwame", reason="fixed")
     _wait_paused(run_id, after=key)
     assert vault.call("paused") is True                                  # one approval is not enough
-    resume_flow_run(uuid.UUID(run_id), run_input={"decision": "approve", "approver": "daniel", "reason": "fixed"})
+    resume_signed(run_id, ops_store_engine, "daniel", reason="fixed")
     result = run.join(timeout=120)
 
     assert vault.call("paused") is False
@@ -220,7 +220,7 @@ def test_a_p1_drain_pauses_after_one_lead_and_people_answer_the_ack_and_resoluti
     run_id = approval_run_id(ops_store_engine, subject)
     key = _wait_paused(run_id)
     assert vault.call("paused") is False                     # P1: not automatic
-    resume_flow_run(uuid.UUID(run_id), run_input={"decision": "approve", "approver": "kwame", "reason": "contain"})
+    resume_signed(run_id, ops_store_engine, "kwame", reason="contain")
 
     with ops_store_engine.connect() as conn:   # the incident run itself pauses next: the acknowledgement form
         parent = conn.execute(select(IncidentEvent.data).join(Incident).where(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.fixtures.approval_fixtures import approval_run_id
+from tests.fixtures.approval_fixtures import approval_run_id, resume_signed, signed_proposal
 from vvops.procedures.impact import diff_health
 from vvops.store.models import AuditEntry, ChainAction, Incident
 
@@ -49,20 +48,19 @@ def _key(new_value: int) -> str:
     return change_base_id("devnet", "vault", "feeBps", new_value)
 
 
-def _start(flow_in_thread, engine, new_value: int, proposer: str = "dana"):
+def _start(flow_in_thread, engine, new_value: int, proposer: str = "priya"):
     from flows.parameter_change import parameter_change
 
-    thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=new_value, proposer=proposer,
-                            justification="test", environment="devnet", approval_poll_interval=0.5)
+    params = dict(parameter="feeBps", new_value=new_value, proposer=proposer, justification="test")
+    thread = flow_in_thread(parameter_change, **params, environment="devnet", approval_poll_interval=0.5,
+                            **signed_proposal(parameter_change, "parameter_change", proposer, params))
     run_id = approval_run_id(engine, f"vault.feeBps: 30 → {new_value}")
     thread.wait_paused(run_id)
     return thread, run_id
 
 
 def _answer(run_id: str, approver: str, decision: str = "approve") -> None:
-    from prefect.flow_runs import resume_flow_run
-
-    resume_flow_run(uuid.UUID(run_id), run_input={"decision": decision, "approver": approver, "reason": "test"})
+    resume_signed(run_id, None, approver, decision, reason="test")
 
 
 def test_a_value_outside_bounds_is_rejected_and_audited(ops_flows, ops_store_engine):
@@ -70,7 +68,7 @@ def test_a_value_outside_bounds_is_rejected_and_audited(ops_flows, ops_store_eng
     from vvops.procedures.parameters import ProposalRejected
 
     with pytest.raises(ProposalRejected, match=r"feeBps = 5000 is outside its bounds \[0, 1000\]"):
-        parameter_change(parameter="feeBps", new_value=5000, proposer="dana", environment="devnet")
+        parameter_change(parameter="feeBps", new_value=5000, proposer="priya", environment="devnet")
     with ops_store_engine.connect() as conn:
         action, details = conn.execute(select(AuditEntry.action, AuditEntry.details)
                                        .order_by(AuditEntry.id.desc()).limit(1)).one()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.fixtures.approval_fixtures import approval_run_id
+from tests.fixtures.approval_fixtures import approval_run_id, resume_signed
 from tests.fixtures.approval_fixtures import wait_paused as _wait_paused
 from vvops.store.models import ApprovalRequest, AuditEntry, Backup, ChainAction, Incident
 
@@ -28,15 +28,13 @@ LEADS = ["amara", "daniel", "kwame"]
 
 def _approve(engine, subject: str, approver: str, after: str | None = None) -> str:
     """Answer the request with as many distinct leads as its quorum asks (config: 1 on devnet, 2 on mainnet)."""
-    from prefect.flow_runs import resume_flow_run
-
     run_id = approval_run_id(engine, subject, timeout=90)
     with engine.connect() as conn:
         quorum = conn.execute(select(ApprovalRequest.quorum).where(ApprovalRequest.subject == subject)).scalar()
     people = [approver] + [p for p in LEADS if p != approver]
     for person in people[:quorum]:
         after = _wait_paused(run_id, after=after)
-        resume_flow_run(uuid.UUID(run_id), run_input={"decision": "approve", "approver": person, "reason": "ok"})
+        resume_signed(run_id, engine, person, reason="ok")
     return after
 
 
@@ -130,9 +128,7 @@ def test_a_failed_checkpoint_rolls_back_to_the_previous_implementation_and_opens
     set_balance(fresh_devnet_state, devnet.contracts.timelock, 10**20)
     with impersonate(fresh_devnet_state, devnet.contracts.timelock) as timelock:
         fresh_devnet_state.transact(sender=timelock, to=devnet.contracts.vault, data=vault.encode("setFeeBps", 77))
-    from prefect.flow_runs import resume_flow_run
-
-    resume_flow_run(uuid.UUID(run_id), run_input={"decision": "approve", "approver": "daniel", "reason": "ok"})
+    resume_signed(run_id, ops_store_engine, "daniel", reason="ok")
     with pytest.raises(RuntimeError, match="checkpoint failed on devnet: state preserved.*rolled back"):
         run.join(timeout=120)
 

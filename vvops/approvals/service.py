@@ -1,9 +1,12 @@
 """Approval requests and decisions in the ops store: every change is one transaction with its audit entry.
 
 - `create_request` stores a pending request (deadlines from the policy) and audits `approval.requested`.
-- `record_decision` validates a decision with `policy.validate_decision` and stores it either way
-  (accepted, or refused with the reason), audits it (`approval.decision.accepted` / `.refused`, source
-  ui/slack/api), and closes the request when the quorum is reached or an authorised person rejects.
+- `record_decision` first proves who decided (`vvops.identity`: an EIP-712 signature over the request's
+  Decision statement, a verified Slack action, or a typed name where the environment allows it), then
+  validates the decision with `policy.validate_decision`; it stores it either way (accepted, or refused with
+  the reason: bad signature, wrong signer, expired, self-approval, unknown person...), audits it
+  (`approval.decision.accepted` / `.refused`, with the proof), and closes the request when the quorum is
+  reached or an authorised person rejects.
 - `expire_request` fails a request closed: status `rejected`, `details.outcome_reason = "expired"`,
   audited as `approval.expired`.
 - `due_for_escalation` / `mark_escalated` serve the escalation sweep (exactly once per request).
@@ -21,6 +24,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from vvops.identity import IdentityContext, Refused, decision_statement, prove
+from vvops.identity.statements import Statement, content_hash
 from vvops.store import append_audit, session_scope
 from vvops.store.models import ApprovalDecision, ApprovalRequest
 
@@ -89,18 +94,24 @@ def _state(req: ApprovalRequest) -> RequestState:
 def create_request(engine: Engine, *, procedure: str, subject: str, risk: str, proposer: str, policy: Any,
                    environment: str, flow_run_id: str | None = None, details: dict[str, Any] | None = None,
                    now: datetime | None = None, deadline_seconds: float | None = None,
-                   actor: str | None = None, source: str = "flow") -> int:
+                   actor: str | None = None, source: str = "flow", chain_id: int = 0, execution: Any = None,
+                   proposer_proof: dict[str, Any] | None = None) -> int:
     """Store a pending request for `procedure` under `policy` (an ApprovalPolicy); returns its id.
 
     `deadline_seconds` replaces the policy's expiry (tests, drills); escalation stays from the policy.
+    `execution` is what will run when approved (its hash is part of every signed decision); `proposer_proof`
+    how the proposer was proven (kind and evidence), kept with the request and in the audit log.
     """
-    at = _now(now)
+    at = _now(now).replace(microsecond=0)  # signed decisions carry the expiry in whole seconds
     expires = at + timedelta(seconds=deadline_seconds) if deadline_seconds is not None else rules.expires_at(at, policy)
+    expires = expires.replace(microsecond=0)
     escalate = rules.escalate_at(at, policy)
     stored = {**(details or {}), "environment": environment, "proposer_excluded": bool(policy.proposer_excluded),
               "escalation_policy": policy.escalation_policy,
               "escalate_at": escalate.isoformat() if escalate else None,
-              "channel": getattr(policy, "channel", "approvals")}
+              "channel": getattr(policy, "channel", "approvals"), "chain_id": int(chain_id),
+              "execution_hash": content_hash(execution if execution is not None else details or {}),
+              "proposer_proof": proposer_proof}
     with session_scope(engine, immediate=True) as session:
         req = ApprovalRequest(procedure=procedure, subject=subject, risk=risk, proposer=proposer,
                               required_role=policy.approver_role, quorum=policy.quorum, status="pending",
@@ -112,8 +123,19 @@ def create_request(engine: Engine, *, procedure: str, subject: str, risk: str, p
                      details={"procedure": procedure, "subject": subject, "risk": risk, "proposer": proposer,
                               "required_role": req.required_role, "quorum": req.quorum,
                               "expires_at": expires, "escalate_at": escalate, "flow_run_id": flow_run_id,
-                              "environment": environment})
+                              "environment": environment, "execution_hash": stored["execution_hash"],
+                              "proposer_proof": proposer_proof})
         return req.id
+
+
+def statement_for(state: RequestState | ApprovalRequest, decision: str) -> Statement:
+    """The EIP-712 Decision a person signs to `decision` on this request."""
+    details = state.details or {}
+    return decision_statement(request_id=state.id, procedure=state.procedure, subject=state.subject,
+                              decision=decision, environment=str(details.get("environment") or ""),
+                              chain_id=int(details.get("chain_id") or 0),
+                              execution_hash=str(details.get("execution_hash") or "0x" + "00" * 32),
+                              expires=state.expires_at or datetime(1970, 1, 1, tzinfo=timezone.utc))
 
 
 def set_flow_run(engine: Engine, request_id: int, flow_run_id: str) -> None:
@@ -147,22 +169,31 @@ def _close(session, req: ApprovalRequest, status: str, reason: str, at: datetime
                                  "flow_run_id": req.flow_run_id, **(extra or {})})
 
 
-def record_decision(engine: Engine, *, request_id: int, approver: str, decision: str, reason: str | None,
-                    source: str, people: Iterable[Any], now: datetime | None = None,
+def record_decision(engine: Engine, *, request_id: int, decision: str, reason: str | None, source: str,
+                    proof: Any, identity: IdentityContext, now: datetime | None = None,
                     context: dict[str, Any] | None = None) -> DecisionResult:
-    """Validate and store one decision (accepted or refused, always audited); close the request when decided."""
+    """Prove the person, validate and store one decision (accepted or refused, always audited); close the
+    request when decided. `proof`: a vvops.identity proof; `identity`: the roster and what the environment
+    trusts."""
     at = _now(now)
     if source not in rules.SOURCES:
         raise ValueError(f"source must be one of {rules.SOURCES}")
-    approver = (approver or "").strip() or "(anonymous)"
     decision = (decision or "").strip().lower()
-    people = list(people)
     with session_scope(engine, immediate=True) as session:
         req = session.get(ApprovalRequest, request_id)
         if req is None:
             raise KeyError(f"no approval request {request_id}")
-        verdict = rules.validate_decision(approver=approver, decision=decision, request=_view(req),
-                                          accepted=_votes(req), people=people, now=at)
+        proven = prove(proof, statement_for(req, decision), identity, at.timestamp())
+        proof_audit = {"proof": proven.kind or getattr(proof, "kind", None), **proven.evidence}
+        if isinstance(proven, Refused):
+            ev = proven.evidence
+            approver = proven.person or ev.get("signer") or (f"slack:{ev['slack_user_id'] or 'unknown'}"
+                                                             if "slack_user_id" in ev else "(unproven)")
+            verdict = rules.Verdict(False, proven.reason, proven.message)
+        else:
+            approver = proven.person
+            verdict = rules.validate_decision(approver=approver, decision=decision, request=_view(req),
+                                              accepted=_votes(req), people=identity.people, now=at)
         row = ApprovalDecision(request_id=req.id, approver=approver[:200],
                                decision=decision if decision in rules.DECISIONS else "reject",
                                reason=reason, source=source, accepted=verdict.accepted,
@@ -176,7 +207,8 @@ def record_decision(engine: Engine, *, request_id: int, approver: str, decision:
         append_audit(session, actor=approver[:200], action=action, subject=subject_of(req.id), source=source, at=at,
                      details={"decision": decision, "reason": reason, "decision_id": row.id,
                               "refusal_reason": verdict.refusal_reason, "message": verdict.message,
-                              "procedure": req.procedure, "flow_run_id": req.flow_run_id, **(context or {})})
+                              "procedure": req.procedure, "flow_run_id": req.flow_run_id, **proof_audit,
+                              **(context or {})})
         if verdict.accepted:
             t = rules.tally(req.quorum, _votes(req))
             if t.status == "approved":

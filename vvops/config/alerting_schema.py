@@ -22,6 +22,7 @@ from .schema import (
     Frozen,
     Identifier,
     LocalTime,
+    RoleName,
     Severity,
     SlackChannelKey,
     TimeZoneName,
@@ -66,7 +67,38 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 # ---------------------------------------------------------------------------- matchers
 
-_MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|(\S.*?)?)\s*$')
+# Alertmanager's matcher grammar: a label name, an operator, a value that may be double-quoted. Inside the value
+# (quoted or not) `\\` is a backslash, `\n` a line feed, `\"` a double quote; any other backslash is literal;
+# an unescaped `"` may only open and close a quoted value.
+_MATCHER = re.compile(r'^\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.DOTALL)
+_ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}
+
+
+def unescape_matcher_value(raw: str, text: str) -> str:
+    """The value of a matcher as Alertmanager reads it (escapes expanded, quotes removed)."""
+    quoted = raw.startswith('"')
+    body = raw[1:] if quoted else raw
+    out: list[str] = []
+    i, closed = 0, not quoted
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i < len(body) - 1:
+            nxt = body[i + 1]
+            out.append(_ESCAPES.get(nxt, "\\" + nxt))
+            i += 2
+            continue
+        if ch == '"':
+            if not quoted or i != len(body) - 1:
+                raise problem(f"'{text}' has an unescaped double quote in its value",
+                              'write label="value" and escape a quote inside it as \\"')
+            closed = True
+            i += 1
+            continue
+        out.append(ch)
+        i += 1
+    if not closed:
+        raise problem(f"'{text}' has an unbalanced quote", 'write label="value" (one operator, both quotes)')
+    return "".join(out)
 
 
 class Matcher(Frozen):
@@ -82,16 +114,18 @@ class Matcher(Frozen):
         if not m:
             raise problem(f"'{text}' is not a matcher",
                           'write label="value", label!="value", label=~"regex" or label!~"regex"')
-        name, op, quoted, bare = m.groups()
-        if bare is not None and '"' in bare:
-            raise problem(f"'{text}' has an unbalanced quote", 'write label="value" (one operator, both quotes)')
-        value = quoted.replace('\\"', '"') if quoted is not None else (bare or "")
+        name, op, raw = m.groups()
+        value = unescape_matcher_value(raw, text)
         if op in ("=~", "!~"):
             try:
                 re.compile(value)
             except re.error as e:
                 raise problem(f"invalid regular expression '{value}': {e.msg}", "check the brackets and escapes") from None
         return cls(name=name, op=op, value=value)
+
+    def matches_empty(self) -> bool:
+        """Whether an alert without this label (the empty string) matches: such a matcher narrows nothing."""
+        return self.matches({})
 
     def matches(self, labels: dict[str, Any]) -> bool:
         """Alertmanager semantics: a missing label is the empty string; regexes are fully anchored."""
@@ -104,7 +138,8 @@ class Matcher(Frozen):
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:
-        return f'{self.name}{self.op}"{self.value}"'
+        escaped = self.value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+        return f'{self.name}{self.op}"{escaped}"'
 
 
 def _matchers(v: Any) -> Any:
@@ -219,6 +254,15 @@ class Route(Frozen):
 
     model_config = Frozen.model_config | {"populate_by_name": True}
 
+    @model_validator(mode="after")
+    def _intervals(self) -> Route:
+        # Alertmanager refuses zero intervals: a zero group_interval/repeat_interval would notify in a loop
+        for key in ("group_interval", "repeat_interval"):
+            value = getattr(self, key)
+            if value is not None and value <= timedelta(0):
+                raise problem(f"{key} must be above zero", f"write e.g. {key}: 5m", at=key)
+        return self
+
 
 class InhibitRule(Frozen):
     """A firing source alert mutes the target alerts that have the same values for `equal` labels."""
@@ -246,6 +290,9 @@ class SilenceSpec(Frozen):
             raise problem("silence times need an offset", "write 2026-03-01T09:00:00+00:00", at="starts_at")
         if self.ends_at <= self.starts_at:
             raise problem("ends_at must be after starts_at", "check the dates", at="ends_at")
+        if all(m.matches_empty() for m in self.matchers):
+            raise problem("every matcher also matches alerts without the label, so this silence mutes everything",
+                          'add at least one matcher that needs a value, e.g. alertname="rpc_down"', at="matchers")
         return self
 
     def active(self, now: datetime) -> bool:
@@ -355,6 +402,33 @@ class AlertmanagerInterop(Frozen):
     receive: AlertmanagerReceive = AlertmanagerReceive()
 
 
+# ---------------------------------------------------------------------------- who may silence what
+
+SEVERITIES = ("P0", "P1", "P2", "P3")
+
+
+class SilencePolicy(Frozen):
+    """Who may mute alerts of each severity, and for how long at most (`vvops silence add`)."""
+
+    roles: dict[Severity, tuple[RoleName, ...]] = {
+        "P0": ("ops_lead", "security_ops"), "P1": ("ops_lead", "security_ops"),
+        "P2": ("ops_lead", "security_ops", "sre", "protocol_specialist"),
+        "P3": ("ops_lead", "security_ops", "sre", "protocol_specialist")}
+    max_duration: dict[Severity, Duration] = {"P0": timedelta(hours=4), "P1": timedelta(hours=12),
+                                              "P2": timedelta(days=3), "P3": timedelta(days=7)}
+
+    @model_validator(mode="after")
+    def _complete(self) -> SilencePolicy:
+        for key in ("roles", "max_duration"):
+            missing = [s for s in SEVERITIES if s not in getattr(self, key)]
+            if missing:
+                raise problem(f"{key} has no entry for {', '.join(missing)}", "give every severity P0..P3", at=key)
+        for sev, d in self.max_duration.items():
+            if d <= timedelta(0):
+                raise problem(f"max_duration of {sev} must be above zero", "write e.g. 4h", at=f"max_duration.{sev}")
+        return self
+
+
 # ---------------------------------------------------------------------------- the file
 
 class AlertingFile(Frozen):
@@ -364,6 +438,7 @@ class AlertingFile(Frozen):
     silences: tuple[SilenceSpec, ...] = ()
     maintenance_windows: tuple[MaintenanceWindow, ...] = ()
     alertmanager: AlertmanagerInterop = AlertmanagerInterop()
+    silence_policy: SilencePolicy = SilencePolicy()
 
     @model_validator(mode="after")
     def _root(self) -> AlertingFile:
@@ -371,6 +446,9 @@ class AlertingFile(Frozen):
         if r.matchers:
             raise problem("the root route matches every alert", "move the matchers to a child route",
                           at="route.matchers")
+        if r.continue_:
+            raise problem("the root route cannot have continue", "remove continue: true from the root route",
+                          at="route.continue")
         if r.channel is None:
             raise problem("the root route needs a channel", "add channel: alerts (a slack.yaml channel purpose)",
                           at="route.channel")

@@ -184,6 +184,12 @@ def _address_ref(v: str) -> str:
 
 
 AddressRef = Annotated[str, AfterValidator(_address_ref)]
+
+
+def _person_address(v: str) -> str:
+    if v.startswith(FROM_DEVNET_PREFIX):
+        raise problem("a person's address is their own signing address", "write a checksummed 0x address")
+    return _address_ref(v)
 """A checksummed 0x address, or `from-devnet:<key>` read from .vvops/devnet.json."""
 
 _GETTER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -300,6 +306,25 @@ FlowName = Annotated[str, AfterValidator(_flow_name)]
 CronOrOff = Annotated[str | None, BeforeValidator(_cron_or_off)]
 
 
+PROOF_KINDS = ("eip712", "slack", "typed_name")
+"""Kinds of proof of a person (vvops.identity.proofs); a new kind (e.g. Safe confirmations) is added here too."""
+
+
+def _proof_kind(v: str) -> str:
+    if v not in PROOF_KINDS:
+        raise problem(f"'{v}' is not a kind of proof", f"write one of {', '.join(PROOF_KINDS)}")
+    return v
+
+
+class IdentityRules(Frozen):
+    """What proves who decided, proposed or acted on this environment (README "Security model")."""
+
+    proofs: Annotated[tuple[Annotated[str, AfterValidator(_proof_kind)], ...], Field(min_length=1)] = ("eip712", "slack")
+    """Accepted proofs. `typed_name` (a name typed in a form or on the CLI) proves nothing: devnet only."""
+    devnet_keys: bool = False
+    """Trust the roster's public devnet keys (derived from each person's id; anybody can compute them)."""
+
+
 class Environment(Frozen):
     """One chain the vault runs on."""
 
@@ -316,6 +341,7 @@ class Environment(Frozen):
     schedules: dict[FlowName, CronOrOff] = {}
     """Per-flow schedule for this environment's deployments: a cron (UTC), or `off` for on demand only.
     A flow not listed keeps its default (deployments/__init__.py)."""
+    identity: IdentityRules = IdentityRules()
 
     @property
     def uses_devnet(self) -> bool:
@@ -590,6 +616,8 @@ class Person(Frozen):
     active: bool = True
     safe_owner: dict[Identifier, AddressRef] = Field(default_factory=dict)
     """environment → the Safe owner address this person signs with (their confirmation is their approval)."""
+    address: Annotated[str, AfterValidator(_person_address)] | None = None
+    """The Ethereum address whose EIP-712 signatures prove this person (checksummed)."""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -599,6 +627,17 @@ class Person(Frozen):
 class TeamFile(Frozen):
     team: str = "VeritasVault Operations"
     people: Annotated[tuple[Person, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_addresses(self) -> TeamFile:
+        seen: dict[str, str] = {}
+        for i, p in enumerate(self.people):
+            if p.address and p.address.lower() in seen:
+                raise problem(f"{p.id} and {seen[p.address.lower()]} list the same address",
+                              "each person signs with their own key", at=f"people.{i}.address")
+            if p.address:
+                seen[p.address.lower()] = p.id
+        return self
 
     def get(self, person_id: str) -> Person:
         for p in self.people:
@@ -889,8 +928,18 @@ class ParameterChangeProcedure(Frozen):
     cooldown_hours: NonNegInt = 0
 
 
+class ActionRoles(Frozen):
+    """Roles allowed to take a CLI action that changes what others rely on (proven like a decision)."""
+
+    slot_release: Annotated[tuple[RoleName, ...], Field(min_length=1)] = ("ops_lead", "sre")
+    """`vvops slots release`: free a contract slot someone else's run holds."""
+    checklist_signoff_other_role: Annotated[tuple[RoleName, ...], Field(min_length=1)] = ("ops_lead",)
+    """`vvops checklist confirm` of an item owned by a role the person does not hold."""
+
+
 class ProceduresFile(Frozen):
     approvals: ApprovalPolicies
+    actions: ActionRoles = ActionRoles()
     incidents: IncidentProcedure = IncidentProcedure()
     upgrades: UpgradeProcedure = UpgradeProcedure()
     drills: DrillProcedure = DrillProcedure()

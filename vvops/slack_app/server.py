@@ -4,13 +4,13 @@ POST /slack/interactions (form-encoded `payload=<json>`, as Slack sends it):
 1. the v0 signature is verified over the raw body (HMAC-SHA256 with the signing secret, 5-minute window,
    replays refused); a forged, stale or replayed request gets 401 and an audit entry
    (`slack.request.refused`, source slack);
-2. each `approval_approve` / `approval_reject` action (value = approval request id) is mapped from the
-   Slack user id to the roster person (config/team.yaml `slack_user_id`) and recorded in the store through
-   `vvops.approvals.service.record_decision` (source slack; refused decisions are stored and audited too);
-3. an accepted decision resumes the paused Prefect run with
-   `{"decision", "approver": <person id>, "reason", "slack_decision_id"}`; the flow counts it from the store
-   (exactly once). If the run is briefly not paused (it is between two pauses), the resume is retried for
-   a few seconds.
+2. each `approval_approve` / `approval_reject` action (value = approval request id) is a Slack proof of its
+   person (vvops.identity SlackProof: the verified request's Slack user id, mapped to the roster by
+   config/team.yaml `slack_user_id`) and recorded in the store through `vvops.approvals.service.record_decision`
+   (source slack; refused decisions are stored and audited too);
+3. an accepted decision wakes the paused Prefect run with `{"decision", "reason", "signature": "recorded:slack"}`:
+   the flow counts only what the store holds (exactly once), never the run input. If the run is briefly not
+   paused (it is between two pauses), the resume is retried for a few seconds.
 An `alert_acknowledge` button (value = alert id, on escalation pages) acknowledges the alert as the roster
 person, through the alerting framework (audited), which stops its escalation.
 GET /healthz answers 200.
@@ -46,6 +46,7 @@ from starlette.routing import Route
 
 from vvops.approvals import service
 from vvops.approvals.slack_signature import SignatureError, SlackSignatureVerifier
+from vvops.identity import IdentityContext, SlackProof
 from vvops.store.refusals import RefusalAggregator
 
 log = logging.getLogger("vvops.slack_app")
@@ -105,14 +106,22 @@ def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engi
                clock: Callable[[], float] | None = None,
                resume: Callable[[str, dict], str] | None = None,
                acknowledge: Callable[[int, str], list[dict]] | None = None,
-               refusal_window_s: float = REFUSAL_WINDOW_S) -> Starlette:
-    """The Starlette app. `people` defaults to the environment's roster; `engine` to the default store."""
+               refusal_window_s: float = REFUSAL_WINDOW_S,
+               identity: IdentityContext | None = None) -> Starlette:
+    """The Starlette app. `people` defaults to the environment's roster; `engine` to the default store;
+    `identity` (what the environment trusts) to the environment's config with `people` as the roster."""
     if not signing_secret:
         raise ValueError("a Slack signing secret is required")
-    if people is None:
+    if identity is None:
+        import dataclasses
+
         from vvops.config import load_config
 
-        people = load_config(environment=environment).people
+        identity = IdentityContext.from_config(load_config(environment=environment))
+        if people is not None:
+            identity = dataclasses.replace(identity, people=tuple(people))
+    if people is None:
+        people = identity.people
     if engine is None:
         from vvops.store import default_store_url, make_engine
 
@@ -160,9 +169,10 @@ def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engi
         context = {"slack_user_id": slack_user, "slack_user_name": user.get("username") or user.get("name"),
                    "slack_team": (payload.get("team") or {}).get("id"), "action_ts": action.get("action_ts")}
         reason = f"{decision} clicked in Slack by {person.name if person else slack_user}"
+        proof = SlackProof(slack_user, evidence={k: v for k, v in context.items() if k != "slack_user_id"})
         try:
-            result = service.record_decision(engine, request_id=request_id, approver=approver, decision=decision,
-                                             reason=reason, source="slack", people=people, context=context)
+            result = service.record_decision(engine, request_id=request_id, decision=decision, reason=reason,
+                                             source="slack", proof=proof, identity=identity, context=context)
         except KeyError:
             return {"ok": False, "error": "unknown_request", "request_id": request_id}
         out: dict[str, Any] = {"ok": result.accepted, "request_id": request_id, "decision_id": result.decision_id,
@@ -172,8 +182,7 @@ def create_app(*, signing_secret: str, environment: str = "devnet", engine: Engi
             return out
         if result.state.flow_run_id:
             out["resume"] = do_resume(result.state.flow_run_id,
-                                      {"decision": decision, "approver": approver, "reason": reason,
-                                       "slack_decision_id": result.decision_id})
+                                      {"decision": decision, "reason": reason, "signature": "recorded:slack"})
         return out
 
     def handle_acknowledge(payload: dict, action: dict) -> dict:
