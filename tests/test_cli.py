@@ -88,7 +88,7 @@ def test_monitoring_exit_codes(state, statuses, code):
 def test_silence_add_list_expire_from_the_command_line(tmp_path):
     env = {**os.environ, "VVOPS_HOME": str(tmp_path)}
     env.pop("VVOPS_STORE_URL", None)
-    added = _vvops("silence", "add", 'alertname="rpc_down"', 'chain="mainnet"', "--for", "2h", "--by", "mei",
+    added = _vvops("silence", "add", 'alertname="rpc_down"', 'chain="mainnet"', "--for", "2h", "--by", "kwame",
                    "--reason", "provider migration", env=env)
     assert added.returncode == 0, added.stderr
     silence_id = added.stdout.split()[0]
@@ -96,11 +96,13 @@ def test_silence_add_list_expire_from_the_command_line(tmp_path):
     listed = _vvops("silence", "list", env=env)
     assert listed.stdout.startswith(silence_id) and "(provider migration)" in listed.stdout
 
-    bad = _vvops("silence", "add", 'alertname=~"(rpc"', "--by", "mei", "--reason", "x", env=env)
+    bad = _vvops("silence", "add", 'alertname=~"(rpc"', "--by", "kwame", "--reason", "x", env=env)
     assert bad.returncode == 1 and "silence not created: matchers: invalid regular expression '(rpc'" in bad.stderr
     stranger = _vvops("silence", "expire", silence_id, "--by", "nobody", env=env)
-    assert stranger.returncode == 1 and "'nobody' is not on the roster in config/team.yaml" in stranger.stderr
-    expired = _vvops("silence", "expire", silence_id, "--by", "priya", env=env)
+    assert stranger.returncode == 1 and "'nobody' is not on the roster" in stranger.stderr
+    sre = _vvops("silence", "expire", silence_id, "--by", "mei", env=env)   # rpc_down is P1: leads and security
+    assert sre.returncode == 1 and "mei (sre) may not silence P1 alerts" in sre.stderr
+    expired = _vvops("silence", "expire", silence_id, "--by", "amara", env=env)
     assert expired.returncode == 0 and expired.stdout.startswith(f"{silence_id} expired")
     assert _vvops("silence", "list", env=env).stdout.strip() == "no silences in force (--all shows ended ones)"
     assert "ended" in _vvops("silence", "list", "--all", env=env).stdout

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from vvops import paths
+from vvops.identity.cli import add_commands as add_identity_commands
+from vvops.identity.cli import add_signer_options
 from vvops.services import DEFAULT_PREFECT_PORT
 
 EXIT_OK, EXIT_WARN, EXIT_CRIT, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -239,6 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     confirm.add_argument("item_id")
     confirm.add_argument("--by", required=True, help="person id from config/team.yaml")
     confirm.add_argument("--note", default="")
+    add_signer_options(confirm)
     confirm.set_defaults(handler=_cmd_checklist_confirm)
 
     from vvops.safe.cli import add_parser as add_safe_parser
@@ -265,6 +268,7 @@ def _parser() -> argparse.ArgumentParser:
     sadd.add_argument("--for", dest="duration", default="1h", help="how long: 30m, 2h, 1d, 1h30m (default 1h)")
     sadd.add_argument("--by", required=True, help="person id from config/team.yaml")
     sadd.add_argument("--reason", required=True)
+    add_signer_options(sadd)
     sadd.set_defaults(handler=_cmd_silence_add)
     slist_ = silence.add_parser("list", help="silences in force or to come (--all: also ended ones)")
     slist_.add_argument("--all", action="store_true")
@@ -272,6 +276,7 @@ def _parser() -> argparse.ArgumentParser:
     sexp = silence.add_parser("expire", help="end a silence now (audited)")
     sexp.add_argument("silence_id")
     sexp.add_argument("--by", required=True, help="person id from config/team.yaml")
+    add_signer_options(sexp)
     sexp.set_defaults(handler=_cmd_silence_expire)
 
     slots = sub.add_parser("slots", help="per-contract change slots (one parameter change or upgrade at a time)"
@@ -284,7 +289,9 @@ def _parser() -> argparse.ArgumentParser:
     srel.add_argument("--environment", "-e", default="devnet")
     srel.add_argument("--by", required=True, help="person id from config/team.yaml")
     srel.add_argument("--reason", required=True)
+    add_signer_options(srel)
     srel.set_defaults(handler=_cmd_slots_release)
+    add_identity_commands(sub, run_handler=_cmd_run, store_url=_store_url, error=CliError)
 
     slack = sub.add_parser("slack-endpoint", help="serve Slack's interactive buttons (Approve/Reject) on HTTP")
     slack.add_argument("--host", default="127.0.0.1")
@@ -487,10 +494,18 @@ def _cmd_checklist_confirm(args: argparse.Namespace) -> int:
     items = {item.id: item for cadence in ("daily", "weekly", "monthly") for item in checklist_for(cadence)}
     if args.item_id not in items:
         raise CliError(f"unknown checklist item {args.item_id!r}: `vvops checklist show daily|weekly|monthly` lists them")
-    _require_on_roster(args.by)
+    from vvops.identity.actions import authorize_checklist
+
+    item = items[args.item_id]
+    cfg = _cli_config()
+    proven = _prove_cli_action(args, cfg, action=CONFIRM_ACTION, subject=f"checklist:{args.item_id}",
+                               details={"note": args.note},
+                               authorize=lambda p: authorize_checklist(p, owner_role=item.owner_role,
+                                                                       actions=cfg.procedures.actions))
     with _store_session() as session:
-        append_audit(session, actor=args.by, action=CONFIRM_ACTION, subject=f"checklist:{args.item_id}", source="cli",
-                     details={"text": items[args.item_id].text, "note": args.note})
+        append_audit(session, actor=proven.person, action=CONFIRM_ACTION, subject=f"checklist:{args.item_id}",
+                     source="cli", details={"text": item.text, "note": args.note, "proof": proven.kind,
+                                            **proven.evidence})
     print(f"recorded: {args.by} confirmed {args.item_id}")
     return 0
 
@@ -522,6 +537,42 @@ def _cmd_drill_record(args: argparse.Namespace) -> int:
     print(f"recorded: {args.kind} drill #{drill_id} with {len(set(args.participant))} participant(s), "
           f"{len(args.finding)} finding(s)")
     return 0
+
+
+def _first_problem(error: Exception) -> str:
+    """One line from a pydantic ValidationError (field: message), else the error's text."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if not isinstance(p, int)) or "silence"
+        return f"{where}: {first.get('msg', '')}".replace("Value error, ", "")
+    return str(error).splitlines()[0]
+
+
+def _cli_config(environment: str | None = None):
+    from vvops.config import load_config
+
+    return load_config(environment=environment)
+
+
+def _prove_cli_action(args: argparse.Namespace, cfg: Any, *, action: str, subject: str, details: dict[str, Any],
+                      authorize: Any = None):
+    """Prove `--by` with a signature (or what the environment trusts) and check their roles; refusals are
+    audited with the rule that refused them (vvops.identity.cli)."""
+    from vvops.identity.cli import IdentityError, PrintedTypedData, prove_action
+    from vvops.store.refusals import audit_refusal
+
+    def audit(**row: Any) -> None:
+        with _store_session() as session:
+            audit_refusal(session, source="cli", **row)
+
+    try:
+        return prove_action(args, cfg=cfg, action=action, person=args.by, subject=subject, details=details,
+                            audit=audit, authorize=authorize)
+    except PrintedTypedData:
+        raise SystemExit(0) from None
+    except IdentityError as error:
+        raise CliError(str(error)) from None
 
 
 def _require_on_roster(person: str, cfg: Any = None) -> None:
@@ -571,11 +622,25 @@ def _cmd_silence_add(args: argparse.Namespace) -> int:
         now + duration
     except OverflowError:
         raise CliError(f"--for {args.duration!r}: too long (ends after the year 9999)") from None
+    from vvops.config.alerting_schema import SilenceSpec
+    from vvops.identity.actions import authorize_silence
+
+    try:  # matchers first (Alertmanager's rules), so a malformed silence is refused before anyone signs
+        checked = SilenceSpec.model_validate({"matchers": args.matchers, "starts_at": now, "ends_at": now + duration,
+                                              "created_by": args.by, "reason": args.reason})
+    except Exception as error:  # noqa: BLE001 - pydantic's message, one line
+        raise CliError(f"silence not created: {_first_problem(error)}") from None
+    cfg = _cli_config()
+    proven = _prove_cli_action(args, cfg, action="silence.created", subject="silence:new",
+                               details={"matchers": list(args.matchers), "duration_s": int(duration.total_seconds()),
+                                        "reason": args.reason},
+                               authorize=lambda p: authorize_silence(p, matchers=checked.matchers, duration=duration,
+                                                                     reason=args.reason, alerting=cfg.alerting))
     try:
-        _require_on_roster(args.by)
         with _store_session() as session:
             spec = add_silence(session, matchers=args.matchers, starts_at=now, ends_at=now + duration,
-                               created_by=args.by, reason=args.reason)
+                               created_by=proven.person, reason=args.reason,
+                               proof={"proof": proven.kind, **proven.evidence})
     except SilenceError as error:
         audit_cli_refusal(actor=args.by, rule="silences", reason=str(error), subject="silence:add")
         raise CliError(f"silence not created: {error}") from None
@@ -606,10 +671,29 @@ def _cmd_silence_expire(args: argparse.Namespace) -> int:
 
     from vvops.alerting.silence_store import SilenceError, expire_silence
 
+    from vvops.identity.actions import authorize_silence
+    from vvops.store.models import SilenceRecord
+
+    with _store_session(write=False) as session:
+        row = session.get(SilenceRecord, args.silence_id)
+        matchers = list(row.matchers) if row is not None else None
+    if matchers is None:
+        raise CliError(f"no silence {args.silence_id!r}: `vvops silence list` shows the ids")
+    from datetime import timedelta
+
+    from vvops.config.alerting_schema import Matcher
+
+    cfg = _cli_config()
+    parsed = [Matcher.parse(m) for m in matchers]
+    # ending a silence early is safe (alerts notify again), but it is someone's decision: proven, and by a
+    # person who could have created it
+    proven = _prove_cli_action(args, cfg, action="silence.expired", subject=f"silence:{args.silence_id}",
+                               details={"matchers": matchers},
+                               authorize=lambda p: authorize_silence(p, matchers=parsed, duration=timedelta(0),
+                                                                     reason="expire", alerting=cfg.alerting))
     try:
-        _require_on_roster(args.by)
         with _store_session() as session:
-            expire_silence(session, args.silence_id, by=args.by, now=datetime.now(timezone.utc))
+            expire_silence(session, args.silence_id, by=proven.person, now=datetime.now(timezone.utc))
     except SilenceError as error:
         raise CliError(str(error)) from None
     print(f"{args.silence_id} expired: its alerts notify again from the next sweep")
@@ -644,14 +728,19 @@ def _cmd_slots_release(args: argparse.Namespace) -> int:
     cfg = load_config(environment=args.environment)
     if args.contract not in {c.name for c in cfg.contracts.contracts}:
         raise CliError(f"{args.contract!r} is not a contract in config/contracts.yaml")
-    _require_on_roster(args.by, cfg)
+    from vvops.identity.actions import authorize_slot_release
+
+    proven = _prove_cli_action(args, cfg, action="contract_slot.force_released",
+                               subject=f"{args.contract}@{args.environment}", details={"reason": args.reason},
+                               authorize=lambda p: authorize_slot_release(p, cfg.procedures.actions))
     _prefect_api_or_fail()
     from tasks.contract_slots import force_release
 
     result = force_release(environment=args.environment, contract=args.contract)
     with _store_session() as session:
-        append_audit(session, actor=args.by, action="contract_slot.force_released", source="cli",
-                     subject=f"{args.contract}@{args.environment}", details={**result, "reason": args.reason})
+        append_audit(session, actor=proven.person, action="contract_slot.force_released", source="cli",
+                     subject=f"{args.contract}@{args.environment}",
+                     details={**result, "reason": args.reason, "proof": proven.kind, **proven.evidence})
     print(f"released {result['limit']}: {result['result']}")
     return 0
 

@@ -32,7 +32,7 @@ def _spec(row: SilenceRecord) -> SilenceSpec:
 
 
 def add_silence(session: Session, *, matchers: list[str], starts_at: datetime, ends_at: datetime, created_by: str,
-                reason: str) -> SilenceSpec:
+                reason: str, proof: dict | None = None) -> SilenceSpec:
     """Validate and store a silence (audited); raises SilenceError naming the bad matcher or time."""
     silence_id = f"sil-{uuid.uuid4().hex[:8]}"
     try:
@@ -47,7 +47,7 @@ def add_silence(session: Session, *, matchers: list[str], starts_at: datetime, e
                               ends_at=ends_at, created_by=created_by, reason=reason))
     append_audit(session, actor=created_by, action="silence.created", subject=f"silence:{silence_id}", source="cli",
                  details={"matchers": list(matchers), "starts_at": starts_at.isoformat(),
-                          "ends_at": ends_at.isoformat(), "reason": reason})
+                          "ends_at": ends_at.isoformat(), "reason": reason, **(proof or {})})
     return spec
 
 

@@ -630,6 +630,8 @@ class TeamFile(Frozen):
 
     @model_validator(mode="after")
     def _unique_addresses(self) -> TeamFile:
+        if len({p.id for p in self.people}) != len(self.people):
+            return self  # a duplicate person is reported as such by the loader
         seen: dict[str, str] = {}
         for i, p in enumerate(self.people):
             if p.address and p.address.lower() in seen:
