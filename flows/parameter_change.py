@@ -140,7 +140,12 @@ def parameter_change(
         # 2. Technical impact analysis on a throwaway fork of the chain
         setter_data = "0x" + abi.encode_call(spec.setter, proposal.new_value).hex()
         impact = _impact(environment, contract, setter_data)
-        impact_md = impact.markdown(f"Impact of {subject} {current} → {proposal.new_value}")
+        from tasks.amounts import formatter_for
+
+        shown = formatter_for(environment, contract, state["values"])   # token amounts with their symbol
+        old, new = shown(spec.getter, current), shown(spec.getter, proposal.new_value)
+        unit = "" if getattr(spec, "decimals", None) is not None else f" {spec.unit}"   # amounts carry their symbol
+        impact_md = impact.markdown(f"Impact of {subject} {old} → {new}", format_value=shown)
         publish_markdown(key="parameter-change-impact", description=f"{subject}: {impact.summary()}"[:500],
                          markdown=impact_md)
         audit(actor="ops", action="parameter_change.impact_analysed", subject=subject,
@@ -154,8 +159,9 @@ def parameter_change(
         from tasks.safe import approve_timelock_call
 
         warning = "" if impact.simulated else f"**⚠ NOT SIMULATED** — {impact.not_simulated_reason}.\n\n"
-        description_md = (f"{warning}Set `{subject}` from **{current}** to **{proposal.new_value}** {spec.unit} through the "
-                          f"timelock (bounds [{proposal.minimum}, {proposal.maximum}]).\n\n**Justification:** "
+        description_md = (f"{warning}Set `{subject}` from **{old}** to **{new}**{unit} through the "
+                          f"timelock (bounds [{shown(spec.getter, proposal.minimum)}, "
+                          f"{shown(spec.getter, proposal.maximum)}]).\n\n**Justification:** "
                           f"{justification or '-'}\n\n{impact_md}")
         outcome = resumed_approval(change) if past_approval else approve_timelock_call(
             schedule_key=f"{key_prefix}:schedule", target=contract, data=setter_data,

@@ -17,11 +17,13 @@ pytestmark = [pytest.mark.prefect]
 
 
 @flow(name="approval-test")
-def approval_test_flow(procedure: str, subject: str, proposer: str, deadline_seconds: float | None = None) -> dict:
+def approval_test_flow(procedure: str, subject: str, proposer: str, deadline_seconds: float | None = None,
+                       proposal_signature: str = "", proposal_expires: int = 0) -> dict:
     from tasks.approvals import prove_proposer, request_approval
 
     proof = prove_proposer(procedure=procedure, flow_fn=approval_test_flow, values=locals(), proposer=proposer,
-                           environment="devnet")   # the devnet trusts a typed proposer name
+                           environment="devnet", signature=proposal_signature,
+                           expires=proposal_expires)   # unsigned: the devnet trusts a typed proposer name
     outcome = request_approval(procedure=procedure, subject=subject, risk="medium", proposer=proposer,
                                description_md="feeBps 30 → 50 through the timelock", environment="devnet",
                                poll_interval=0.5, deadline_seconds=deadline_seconds, proposer_proof=proof)

@@ -1,5 +1,9 @@
 """A lead approves a paused procedure in the real Prefect UI, in headless Chromium, and the flow completes.
 
+The environment's identity rules are a real chain's (signatures and Slack, no typed names): the form shows the
+EIP-712 Decision to sign, its fields are required (no "(Optional)"), it has no internal fields, and the lead
+pastes the signature their wallet made (here: computed with the roster's devnet key, as `cast` would).
+
 The test harness's server serves no UI, so this test starts `prefect server start` on a free port (its own
 PREFECT_HOME) and runs the approval flow in a subprocess against it, with its own ops store. Chromium is
 Debian's (`apt-get install chromium`), driven by Playwright's Python package: no browser download.
@@ -32,8 +36,11 @@ pytestmark = [
 FLOW_CODE = """
 import json, sys
 sys.path.insert(0, {root!r})
+from tests.fixtures.approval_fixtures import signed_proposal
 from tests.test_approvals_flow import approval_test_flow
-print("RESULT " + json.dumps(approval_test_flow(procedure="parameter_change", subject={subject!r}, proposer="amara")))
+values = dict(procedure="parameter_change", subject={subject!r}, proposer="amara")
+proof = signed_proposal(approval_test_flow, "parameter_change", "amara", values)
+print("RESULT " + json.dumps(approval_test_flow(**values, **proof)))
 """
 
 
@@ -86,13 +93,23 @@ def test_a_lead_approves_in_the_prefect_ui_and_the_flow_completes(ui_server, tmp
     from vvops.store import make_engine, migrate
     from vvops.store.models import ApprovalDecision, ApprovalRequest
 
+    import shutil as _shutil
+
+    import yaml
+
+    config_dir = tmp_path / "config"   # a real environment's identity rules: no typed names
+    _shutil.copytree(ROOT / "config", config_dir)
+    environments = yaml.safe_load((config_dir / "environments.yaml").read_text())
+    environments["environments"]["devnet"]["identity"] = {"proofs": ["eip712", "slack"], "devnet_keys": True}
+    (config_dir / "environments.yaml").write_text(yaml.safe_dump(environments, sort_keys=False))
     home = tmp_path / "vvops-home"
     home.mkdir()
     store_url = f"sqlite:///{home / 'ops.db'}"
     migrate(store_url)
     subject = "browser: feeBps 30 -> 50"
     env = {**os.environ, "PREFECT_API_URL": f"{ui_server}/api", "PREFECT_HOME": str(tmp_path / "prefect-client"),
-           "VVOPS_HOME": str(home), "VVOPS_STORE_URL": store_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+           "VVOPS_HOME": str(home), "VVOPS_STORE_URL": store_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "VVOPS_CONFIG_DIR": str(config_dir)}
     flow_log = tmp_path / "flow.log"
     flow = subprocess.Popen([sys.executable, "-c", FLOW_CODE.format(root=str(ROOT), subject=subject)], env=env,
                             cwd=ROOT, stdout=flow_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -109,6 +126,9 @@ def test_a_lead_approves_in_the_prefect_ui_and_the_flow_completes(ui_server, tmp
 
         run_id = _wait(paused_run_id, 240, "the paused approval run", flow, flow_log)
         time.sleep(1)  # the input form's schema is saved right after the PAUSED state
+        from tests.fixtures.approval_fixtures import open_request_id, signed_answer
+
+        request_id = open_request_id(engine, run_id)
 
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -123,13 +143,21 @@ def test_a_lead_approves_in_the_prefect_ui_and_the_flow_completes(ui_server, tmp
                 resume.first.click()
 
                 dialog = page.get_by_role("dialog")
-                expect(dialog.get_by_text("Approval needed: " + subject)).to_be_visible(timeout=30_000)
-                # the decision select shows the form's initial value (approve); the lead types who they are and why
+                expect(dialog.get_by_text("Decide: " + subject)).to_be_visible(timeout=30_000)
+                # it reads like a decision: what is signed is shown, every field is required, nothing internal
+                expect(dialog.get_by_text("Sign your decision")).to_be_visible()
+                expect(dialog.get_by_text('"primaryType": "Decision"').first).to_be_attached()
+                assert dialog.get_by_text("(Optional)").count() == 0
+                assert dialog.get_by_text("Slack", exact=False).filter(has_text="decision id").count() == 0
+                assert dialog.get_by_text("Approver", exact=True).count() == 0
                 decision = dialog.locator(".schema-form-property", has_text="Decision").first
-                expect(decision.locator(".p-select-button__value")).to_have_text("approve")
-                dialog.locator(".schema-form-property", has_text="Approver").first.locator("textarea").fill("daniel")
+                decision.locator(".p-select-button").click()
+                page.get_by_role("option", name="approve").click()
                 dialog.locator(".schema-form-property", has_text="Reason").first.locator("textarea").fill(
                     "checked the bounds and the timelock queue")
+                # the lead's wallet signs the Decision shown above; they paste the signature
+                dialog.locator(".schema-form-property", has_text="Signature").first.locator("textarea").fill(
+                    signed_answer(engine, request_id, "daniel")["signature"])
                 dialog.get_by_role("button", name="Submit").click()
                 expect(dialog).to_be_hidden(timeout=30_000)
             except Exception:

@@ -169,7 +169,7 @@ def test_slots_release_frees_a_dead_runs_slot_and_is_audited(ops_flows, ops_stor
                for line in listed.stdout.splitlines()), listed.stdout
     refused = subprocess.run([*vvops, "slots", "release", "vault", "--by", "nobody", "--reason", "x"], cwd=REPO_ROOT,
                              env=env, capture_output=True, text=True, timeout=120)
-    assert refused.returncode != 0 and "'nobody' is not on the roster in config/team.yaml" in refused.stderr
+    assert refused.returncode != 0 and "'nobody' is not on the roster" in refused.stderr
     released = subprocess.run([*vvops, "slots", "release", "vault", "--by", "mei", "--reason", "worker host lost"],
                               cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert released.returncode == 0, released.stderr

@@ -70,7 +70,9 @@ class ImpactReport:
                                                                   for c in self.regressions)
         return f"{changed}; no health check got worse"
 
-    def markdown(self, title: str = "Impact analysis") -> str:
+    def markdown(self, title: str = "Impact analysis", format_value: Any = None) -> str:
+        """The report as markdown; `format_value(key, value)` renders values (token amounts with their symbol)."""
+        fmt = format_value or (lambda _key, value: _fmt(value))
         if not self.simulated:
             return "\n".join([f"## {title}", "", f"**Result:** NOT SIMULATED — {self.summary()}.", "",
                               "No fork of the chain could be made, so this change was not tried anywhere: only its "
@@ -78,11 +80,11 @@ class ImpactReport:
         lines = [f"## {title}", "", f"**Result:** {'OK' if self.ok else 'ATTENTION'} — {self.summary()}", ""]
         if self.value_changes:
             lines += ["| value | before | after |", "| --- | --- | --- |"]
-            lines += [f"| `{c.key}` | {_fmt(c.before)} | {_fmt(c.after)} |" for c in self.value_changes]
+            lines += [f"| `{c.key}` | {fmt(c.key, c.before)} | {fmt(c.key, c.after)} |" for c in self.value_changes]
             lines.append("")
         if self.status_changes:
             lines += ["| check | before | after | message |", "| --- | --- | --- | --- |"]
-            lines += [f"| `{c.check_id}` | {c.before} | {c.after} | {c.message} |" for c in self.status_changes]
+            lines += [f"| `{c.check_id}` | {c.before} | {c.after} | {_short(c.message)} |" for c in self.status_changes]
             lines.append("")
         elif not self.error:
             lines += ["Every health check and invariant has the same status before and after.", ""]
@@ -94,6 +96,12 @@ class ImpactReport:
 def not_simulated(reason: str) -> ImpactReport:
     """The report of a change that could not be simulated (say so; never report it as harmless)."""
     return ImpactReport(not_simulated_reason=reason or "no reason given")
+
+
+def _short(text: Any, limit: int = 90) -> str:
+    """Table cells stay short so the table fits the approval form; the full text is in the run's artifacts."""
+    text = str(text or "").replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fmt(value: Any) -> str:
