@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -151,8 +152,8 @@ def test_a_lead_approves_in_the_prefect_ui_and_the_flow_completes(ui_server, tmp
                 assert dialog.get_by_text("Slack", exact=False).filter(has_text="decision id").count() == 0
                 assert dialog.get_by_text("Approver", exact=True).count() == 0
                 decision = dialog.locator(".schema-form-property", has_text="Decision").first
-                decision.locator(".p-select-button").click()
-                page.get_by_role("option", name="approve").click()
+                decision.locator(".p-select-button").first.click()
+                page.locator(".p-select-option").filter(has_text=re.compile(r"^\W*approve\W*$")).first.click()
                 dialog.locator(".schema-form-property", has_text="Reason").first.locator("textarea").fill(
                     "checked the bounds and the timelock queue")
                 # the lead's wallet signs the Decision shown above; they paste the signature
@@ -163,6 +164,7 @@ def test_a_lead_approves_in_the_prefect_ui_and_the_flow_completes(ui_server, tmp
             except Exception:
                 page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
                 (tmp_path / "failure.html").write_text(page.content())
+                print("DIALOG HTML:", page.locator("[role=dialog]").first.inner_html()[:4000])
                 raise
             finally:
                 browser.close()

@@ -169,3 +169,11 @@ def test_routes_need_positive_intervals_and_the_root_no_continue(config_copy):
         Route.model_validate({"channel": "alerts", "repeat_interval": "0m"})
     config_copy.set("alerting.yaml", "route.continue", True)
     assert any("root route cannot have continue" in p for p in config_copy.problems())
+
+
+def test_the_devnet_key_command_prints_a_rosters_public_devnet_address(capsys):
+    from vvops.cli import main
+
+    assert main(["identity", "devnet-key", "daniel"]) == 0
+    assert capsys.readouterr().out.split()[0] == CFG.person("daniel").address == devnet_address("daniel")
+    assert main(["identity", "devnet-key", "mallory"]) == 1

@@ -130,7 +130,8 @@ def _proposal_refusals(engine) -> list[str]:
             select(AuditEntry.details).where(AuditEntry.action == "proposal.refused").order_by(AuditEntry.id)).scalars()]
 
 
-def test_a_proposer_must_be_proven_and_a_signed_proposal_starts_one_run(strict_identity, ops_flows, ops_store_engine):
+def test_a_proposer_must_be_proven_and_a_signed_proposal_starts_one_run(strict_identity, ops_flows, ops_store_engine,
+                                                                        prefect_api, monkeypatch):
     from flows.parameter_change import parameter_change
     from tasks.approvals import ProposerNotProven
 
@@ -161,6 +162,18 @@ def test_a_proposer_must_be_proven_and_a_signed_proposal_starts_one_run(strict_i
         proposal_probe(**change, proposer="priya", **good)
     assert _proposal_refusals(ops_store_engine)[before:] == [
         "no_proof", "unknown_signer", "wrong_signer", "signature_expired", "unknown_signer", "replayed"]
+
+    # `vvops propose` signs the flow's parameters and starts it (here it stops at the bounds, after the proof)
+    from vvops.cli import main
+
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    assert main(["propose", "parameter-change", "--as", "priya", "-p", "parameter=feeBps", "-p", "new_value=5000"]) != 0
+    with ops_store_engine.connect() as conn:
+        actor, details = conn.execute(select(AuditEntry.actor, AuditEntry.details).where(
+            AuditEntry.action == "proposal.proven").order_by(AuditEntry.id.desc()).limit(1)).one()
+        last = conn.execute(select(AuditEntry.action).order_by(AuditEntry.id.desc()).limit(1)).scalar()
+    assert (actor, details["proof"], details["signer"]) == ("priya", "eip712", Account.from_key(person_key("priya")).address)
+    assert last == "parameter_change.rejected_invalid"
 
 
 # ---------------------------------------------------------------------------- CLI actions

@@ -123,6 +123,23 @@ def add_commands(sub: Any, *, run_handler: Callable[[argparse.Namespace], int], 
     add_signer_options(propose)
     propose.set_defaults(handler=lambda args: _cmd_propose(args, run_handler=run_handler, error=error))
 
+    identity = sub.add_parser("identity", help="roster keys and addresses").add_subparsers(title="identity commands")
+    dkey = identity.add_parser("devnet-key", help="a person's public devnet key and address (trusted on the devnet only)")
+    dkey.add_argument("person")
+    dkey.set_defaults(handler=lambda args: _cmd_devnet_key(args, error=error))
+
+
+def _cmd_devnet_key(args: argparse.Namespace, *, error: type[Exception]) -> int:
+    from vvops.config import load_config
+
+    from .keys import devnet_address
+
+    if args.person not in {p.id for p in load_config(environment=None).people}:
+        raise error(f"{args.person!r} is not on the roster in config/team.yaml")
+    print(f"{devnet_address(args.person)} 0x{devnet_key(args.person).hex()}  "
+          "(public: anybody can derive it; only environments with identity.devnet_keys trust it)")
+    return 0
+
 
 def _cmd_approve(args: argparse.Namespace, *, store_url: Callable[[], str], error: type[Exception]) -> int:
     from vvops.approvals import service
