@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 
 from tasks.policies import NETWORK_RETRIES
 from tasks.runtime import ops_config, rpc_client
@@ -29,7 +29,12 @@ def asset_display(*, environment: str, asset: str | None) -> dict[str, Any]:
 def formatter_for(environment: str, contract: str, values: dict[str, Any]):
     """`(key, value) -> str` showing `contract`'s asset amounts in token units with their symbol."""
     spec = ops_config(environment).contract(contract)
-    shown = asset_display(environment=environment, asset=values.get("asset"))
+    try:
+        shown = asset_display(environment=environment, asset=values.get("asset"))
+    except Exception as error:  # noqa: BLE001 - display only: never stop a procedure over a symbol
+        get_run_logger().warning("asset symbol/decimals of %s not read (%s): amounts shown with config's decimals",
+                                 contract, error)
+        shown = {"symbol": "", "decimals": None}
     decimals = shown["decimals"]
     if decimals is None:  # fall back to what config says of the parameters
         decimals = next((p.decimals for p in spec.parameters.values() if getattr(p, "decimals", None)), None)
