@@ -33,6 +33,8 @@ from pydantic import Field
 from tasks.runtime import ops_config, rpc_client, store_engine
 from vvops.approvals import policy as rules
 from vvops.approvals import service
+from vvops.identity import IdentityContext
+from vvops.identity.proofs import SafeOwnerProof
 from vvops.safe import proposals
 from vvops.safe.contracts import SafeReader
 from vvops.safe.governance import SafeGovernance, safe_governance
@@ -148,7 +150,10 @@ def describe_safe(*, subject: str, state: proposals.ProposalState, gov: SafeGove
 
 
 def _record_approvals(engine, gov: SafeGovernance, state: proposals.ProposalState, request_id: int, people) -> None:
-    """Each confirmed owner's person gets one approval decision, its proof the Safe signature (audited)."""
+    """Each confirmed owner's person gets one approval decision, its proof the Safe owner confirmation (verified
+    against the Safe's owners by vvops.safe.proposals; the identity layer checks the owner is the person's
+    team.yaml `safe_owner` and the environment accepts `safe` proofs; audited either way). `people`: the
+    IdentityContext."""
     from sqlalchemy import select
 
     from vvops.store.safe_models import SafeConfirmation, SafeTransaction
@@ -165,10 +170,11 @@ def _record_approvals(engine, gov: SafeGovernance, state: proposals.ProposalStat
         person = state.persons.get(owner) or gov.person_of(owner)
         if not person or person in decided:
             continue
-        service.record_decision(engine, request_id=request_id, approver=person, decision="approve",
+        service.record_decision(engine, request_id=request_id, decision="approve",
                                 reason=f"Safe confirmation of {state.safe_tx_hash}",
-                                source=SOURCE_FOR_DECISION.get(sources.get(owner, "api"), "api"), people=people,
-                                context={"proof": "safe_signature", "safe": state.safe, "owner": owner,
+                                source=SOURCE_FOR_DECISION.get(sources.get(owner, "api"), "api"),
+                                proof=SafeOwnerProof(person, owner, state.safe_tx_hash), identity=people,
+                                context={"safe": state.safe, "owner": owner,
                                          "safe_tx_hash": state.safe_tx_hash, "signature": signature})
         decided.add(person)
 
@@ -203,7 +209,7 @@ def request_safe_approval(*, procedure: str, subject: str, risk: str, proposer: 
         refusal: str | None = None
         while True:
             state = _sync(engine, reader, gov, idempotency_key, environment)
-            _record_approvals(engine, gov, state, request_id, cfg.people)
+            _record_approvals(engine, gov, state, request_id, IdentityContext.from_config(cfg))
             request = service.get_state(engine, request_id)
             if state.status == proposals.EXECUTED or (state.ready and request.status == "approved"):
                 return _done(engine, state, request, approved=True, environment=environment)

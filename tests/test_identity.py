@@ -85,16 +85,26 @@ def test_slack_proofs_map_the_user_id_to_the_roster():
 
 
 def test_another_kind_of_proof_plugs_in_by_registering_a_verifier():
-    class OwnerConfirmation:
-        kind = "safe"
+    class Attestation:
+        kind = "attestation"
 
-    register_verifier("safe", lambda proof, statement, ctx, now: Proven("amara", "safe", {"safe_tx": "0x01"}))
+    register_verifier("attestation", lambda proof, statement, ctx, now: Proven("amara", "attestation", {}))
     try:
-        ctx = replace(STRICT, proofs=("eip712", "slack", "safe"))
-        assert prove(OwnerConfirmation(), _decision(), ctx).person == "amara"
-        assert prove(OwnerConfirmation(), _decision(), STRICT).reason == "proof_not_accepted"
+        ctx = replace(STRICT, proofs=("eip712", "slack", "attestation"))
+        assert prove(Attestation(), _decision(), ctx).person == "amara"
+        assert prove(Attestation(), _decision(), STRICT).reason == "proof_not_accepted"
     finally:
-        VERIFIERS.pop("safe")
+        VERIFIERS.pop("attestation")
+
+
+def test_a_safe_owner_confirmation_proves_the_person_whose_safe_owner_it_is():
+    from vvops.identity.proofs import SafeOwnerProof
+
+    ctx = IdentityContext.from_config(CFG)
+    owner = CFG.person("amara").safe_owner["devnet"]
+    assert prove(SafeOwnerProof("amara", owner, "0x01"), _decision(), ctx).person == "amara"
+    assert prove(SafeOwnerProof("daniel", owner, "0x01"), _decision(), ctx).reason == "wrong_signer"
+    assert prove(SafeOwnerProof("amara", owner, "0x01"), _decision(), STRICT).reason == "proof_not_accepted"
 
 
 # ---------------------------------------------------------------------------- roles for CLI actions

@@ -306,8 +306,8 @@ FlowName = Annotated[str, AfterValidator(_flow_name)]
 CronOrOff = Annotated[str | None, BeforeValidator(_cron_or_off)]
 
 
-PROOF_KINDS = ("eip712", "slack", "typed_name")
-"""Kinds of proof of a person (vvops.identity.proofs); a new kind (e.g. Safe confirmations) is added here too."""
+PROOF_KINDS = ("eip712", "slack", "safe", "typed_name")
+"""Kinds of proof of a person (vvops.identity.proofs); a new kind is added here and registers a verifier."""
 
 
 def _proof_kind(v: str) -> str:
@@ -319,8 +319,8 @@ def _proof_kind(v: str) -> str:
 class IdentityRules(Frozen):
     """What proves who decided, proposed or acted on this environment (README "Security model")."""
 
-    proofs: Annotated[tuple[Annotated[str, AfterValidator(_proof_kind)], ...], Field(min_length=1)] = ("eip712", "slack")
-    """Accepted proofs. `typed_name` (a name typed in a form or on the CLI) proves nothing: devnet only."""
+    proofs: Annotated[tuple[Annotated[str, AfterValidator(_proof_kind)], ...], Field(min_length=1)] = ("eip712", "slack", "safe")
+    """Accepted proofs (`safe`: a Safe owner confirmation by the person's `safe_owner`). `typed_name` (a name typed in a form or on the CLI) proves nothing: devnet only."""
     devnet_keys: bool = False
     """Trust the roster's public devnet keys (derived from each person's id; anybody can compute them)."""
 

@@ -51,6 +51,17 @@ class SlackProof:
 
 
 @dataclass(frozen=True)
+class SafeOwnerProof:
+    """A Safe owner's confirmation (signature checked against the Safe's current owners by vvops.safe); proves
+    the person whose team.yaml `safe_owner` for this environment is that owner."""
+
+    person: str
+    owner: str
+    safe_tx_hash: str
+    kind: str = "safe"
+
+
+@dataclass(frozen=True)
 class TypedNameProof:
     person: str
     kind: str = "typed_name"
@@ -187,7 +198,21 @@ def verify_typed_name(proof: TypedNameProof, statement: Statement, ctx: Identity
     return _claims(person, statement, None, "typed_name", evidence)
 
 
+def verify_safe_owner(proof: SafeOwnerProof, statement: Statement, ctx: IdentityContext,
+                      now: float) -> Proven | Refused:
+    evidence = {"owner": proof.owner, "safe_tx_hash": proof.safe_tx_hash}
+    person = ctx.person(proof.person)
+    if person is None:
+        return Refused(UNKNOWN_PERSON, f"{proof.person!r} is not on the roster", "safe", proof.person, evidence)
+    listed = str((getattr(person, "safe_owner", None) or {}).get(ctx.environment) or "")
+    if listed.lower() != proof.owner.lower():
+        return Refused(WRONG_SIGNER, f"Safe owner {proof.owner} is not {person.id}'s safe_owner on {ctx.environment}",
+                       "safe", person.id, evidence)
+    return _claims(person, statement, None, "safe", evidence)
+
+
 register_verifier("eip712", verify_eip712)
+register_verifier("safe", verify_safe_owner)
 register_verifier("slack", verify_slack)
 register_verifier("typed_name", verify_typed_name)
 
