@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from tests.fixtures.approval_fixtures import approval_run_id
+from tests.fixtures.approval_fixtures import approval_run_id, resume_signed
 from tests.fixtures.safe_fixtures import send_as_owner, sign_as
 from vvops.safe.signatures import sign_hash
 from vvops.store.models import ApprovalDecision, ApprovalRequest, AuditEntry, ChainAction
@@ -43,7 +43,7 @@ def test_parameter_change_through_the_safe_owners_sign_out_of_order_one_invalid(
         safe_ops, safe_devnet, ops_store_engine, flow_in_thread):
     from flows.parameter_change import parameter_change
 
-    thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=55, proposer="dana", justification="safe",
+    thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=55, proposer="priya", justification="safe",
                             environment="devnet", approval_poll_interval=0.5)
     run_id = approval_run_id(ops_store_engine, "vault.feeBps: 30 → 55", timeout=900)
     pause = thread.wait_paused(run_id, timeout=600)
@@ -156,9 +156,7 @@ def test_upgrade_rollout_owners_execute_in_the_safe_ui_and_a_crash_before_execut
     readiness = f"upgrade readiness vault -> {safe_devnet.contracts.vault_v2_implementation} ({change_id})"
     run_id = approval_run_id(ops_store_engine, readiness, timeout=900)
     pause = thread.wait_paused(run_id, timeout=600)
-    from prefect.flow_runs import resume_flow_run
-
-    resume_flow_run(uuid.UUID(run_id), run_input={"decision": "approve", "approver": "daniel", "reason": "ready"})
+    resume_signed(run_id, ops_store_engine, "daniel", reason="ready")
     pause = thread.wait_paused(run_id, after=pause, timeout=900)  # go/no-go: the Safe owners
     proposal = _proposal(ops_store_engine, run_id)
     for person in ("daniel", "kwame"):
