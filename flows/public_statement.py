@@ -27,8 +27,8 @@ class StatementEdit(RunInput):
 
 
 def _approve(procedure: str, *, key: str, kind: str, text: str, requested_by: str, environment: str,
-             poll_interval: float) -> tuple[bool, list[str], str]:
-    outcome = request_approval(
+             poll_interval: float, proposer_proof: dict | None = None) -> tuple[bool, list[str], str]:
+    outcome = request_approval(proposer_proof=proposer_proof,
         procedure=procedure, subject=f"{kind} statement for {key} (sha256 {statement_digest(text)[:12]})",
         risk="high", proposer=requested_by, environment=environment, poll_interval=poll_interval,
         description_md=f"**Public {kind.replace('_', ' ')} statement for {key}**\n\n> {text}\n\n"
@@ -40,10 +40,17 @@ def _approve(procedure: str, *, key: str, kind: str, text: str, requested_by: st
 @flow(name="public-statement", log_prints=True)
 def public_statement(incident_key: str, requested_by: str,
                      kind: Literal["initial", "update", "resolution", "post_incident"] = "update",
-                     details: str = "", environment: str = "devnet", approval_poll_interval: float = 10) -> dict:
+                     details: str = "", environment: str = "devnet", approval_poll_interval: float = 10,
+                     proposal_signature: str = "", proposal_expires: int = 0) -> dict:
     """Draft, edit, approve, publish one public statement about an incident."""
     if (not_ready := preflight(environment)) is not None:
         return not_ready
+    from tasks.approvals import prove_proposer
+
+    # the drafter may not approve their own statement: who drafted it is proven first
+    proposer_proof = prove_proposer(procedure="public_statement", flow_fn=public_statement, values=locals(),
+                                    proposer=requested_by, environment=environment, signature=proposal_signature,
+                                    expires=proposal_expires)
     comms = ops_config(environment).communications
     facts = statement_facts(environment, incident_key)
     text = draft(comms.templates[kind], facts, details=details,
@@ -58,6 +65,7 @@ def public_statement(incident_key: str, requested_by: str,
     approvers: list[str] = []
     for procedure, _ in approvals:
         ok, who, reason = _approve(procedure, key=incident_key, kind=kind, text=text, requested_by=requested_by,
+                                   proposer_proof=proposer_proof,
                                    environment=environment, poll_interval=approval_poll_interval)
         if not ok:
             audit(actor=requested_by, action="statement.not_approved", subject=incident_key,
