@@ -59,13 +59,18 @@ def _fee(chain, devnet) -> int:
 def test_forged_decisions_through_the_bare_api_are_refused_audited_and_send_nothing(
         strict_identity, ops_flows, ops_store_engine, prefect_api, devnet, fresh_devnet_state, flow_in_thread,
         monkeypatch):
+    from sqlalchemy import delete
+
     from flows.parameter_change import parameter_change
     from vvops.cli import main
+    from vvops.store.change_models import ParameterChange
 
-    params = dict(parameter="feeBps", new_value=55, proposer="kwame", justification="attack test")
+    with ops_store_engine.begin() as conn:   # no earlier feeBps change: the cooldown would refuse this one
+        conn.execute(delete(ParameterChange))
+    params = dict(parameter="feeBps", new_value=40, proposer="kwame", justification="attack test")
     run = flow_in_thread(parameter_change, **params, environment="devnet", approval_poll_interval=0.5,
                          **signed_proposal(parameter_change, "parameter_change", "kwame", params))
-    run_id = approval_run_id(ops_store_engine, "vault.feeBps: 30 → 55")
+    run_id = approval_run_id(ops_store_engine, "vault.feeBps: 30 → 40")
     key = run.wait_paused(run_id)
     rid = open_request_id(ops_store_engine, run_id)
 
@@ -105,7 +110,7 @@ def test_forged_decisions_through_the_bare_api_are_refused_audited_and_send_noth
                  "--as", "daniel"]) == 0
     result = run.join(timeout=180)
     assert result["status"] == "applied" and result["approvers"] == ["daniel"]
-    assert _fee(fresh_devnet_state, devnet) == 55
+    assert _fee(fresh_devnet_state, devnet) == 40
     with ops_store_engine.connect() as conn:
         accepted = conn.execute(select(AuditEntry.details).where(
             AuditEntry.subject == f"approval:{rid}", AuditEntry.action == "approval.decision.accepted")).scalar_one()
@@ -173,7 +178,7 @@ def test_a_proposer_must_be_proven_and_a_signed_proposal_starts_one_run(strict_i
             AuditEntry.action == "proposal.proven").order_by(AuditEntry.id.desc()).limit(1)).one()
         last = conn.execute(select(AuditEntry.action).order_by(AuditEntry.id.desc()).limit(1)).scalar()
     assert (actor, details["proof"], details["signer"]) == ("priya", "eip712", Account.from_key(person_key("priya")).address)
-    assert last == "parameter_change.rejected_invalid"
+    assert last == "parameter_change.refused"
 
 
 # ---------------------------------------------------------------------------- CLI actions
