@@ -17,6 +17,18 @@ const crypto = require("crypto");
 const REPO_ROOT = path.resolve(__dirname, "..");
 const SRC_DIR = path.join(__dirname, "src");
 const OUT_DIR = path.join(__dirname, "artifacts");
+const BUILD_INFO_DIR = path.join(OUT_DIR, "build-info");
+const OZ_PREFIX = "@openzeppelin/";
+// OpenZeppelin contracts the OpenZeppelin reference protocol deploys unchanged → artifact name (ours keeps the
+// plain ERC1967Proxy name). Other OpenZeppelin units get no artifact.
+const OZ_EXPORTS = {
+  TimelockController: "TimelockController",
+  ERC1967Proxy: "OZERC1967Proxy",
+  TransparentUpgradeableProxy: "TransparentUpgradeableProxy",
+  ProxyAdmin: "ProxyAdmin",
+  UpgradeableBeacon: "UpgradeableBeacon",
+  BeaconProxy: "BeaconProxy",
+};
 const EVM_VERSION = "cancun";
 const OPTIMIZER = { enabled: true, runs: 200 };
 
@@ -60,16 +72,23 @@ const input = {
     outputSelection: {
       "*": {
         "": ["ast"],
-        "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences", "storageLayout"],
+        // methodIdentifiers and linkReferences are for the build-info (OpenZeppelin upgrades-core reads them)
+        "*": ["abi", "evm.bytecode.object", "evm.bytecode.linkReferences", "evm.deployedBytecode.object",
+              "evm.deployedBytecode.immutableReferences", "evm.methodIdentifiers", "storageLayout"],
       },
     },
   },
 };
 
 function findImports(p) {
+  if (p.startsWith(OZ_PREFIX)) {
+    const full = path.join(REPO_ROOT, "node_modules", p);
+    if (fs.existsSync(full)) return { contents: fs.readFileSync(full, "utf8") };
+    return { error: `import not found: ${p} (run \`npm ci\`: @openzeppelin/contracts[-upgradeable] 5.x)` };
+  }
   const full = path.join(REPO_ROOT, p);
   if (full.startsWith(SRC_DIR) && fs.existsSync(full)) return { contents: fs.readFileSync(full, "utf8") };
-  return { error: `import not found: ${p} (only contracts/src/ is available)` };
+  return { error: `import not found: ${p} (only contracts/src/ and @openzeppelin/ are available)` };
 }
 
 const started = Date.now();
@@ -96,9 +115,14 @@ for (const [unit, src] of Object.entries(output.sources || {})) {
 const compiler = { version: solc.version(), evmVersion: EVM_VERSION, optimizer: OPTIMIZER };
 const artifacts = {};
 for (const [unit, contracts] of Object.entries(output.contracts || {})) {
-  for (const [name, c] of Object.entries(contracts)) {
-    const k = kinds[`${unit}:${name}`];
+  for (const [contractName, c] of Object.entries(contracts)) {
+    const k = kinds[`${unit}:${contractName}`];
     if (!k || k.abstract || k.kind === "library") continue;
+    let name = contractName;
+    if (unit.startsWith(OZ_PREFIX)) {
+      if (!OZ_EXPORTS[contractName] || k.kind !== "contract") continue;
+      name = OZ_EXPORTS[contractName];
+    }
     if (artifacts[name]) fail(`two contracts named ${name} (${artifacts[name].sourceName} and ${unit})`);
     artifacts[name] = {
       contractName: name,
@@ -135,6 +159,29 @@ for (const f of fs.readdirSync(OUT_DIR)) {
     changed++;
     if (check) console.error(`stale (no source): contracts/artifacts/${f}`);
     else fs.unlinkSync(path.join(OUT_DIR, f));
+  }
+}
+// The whole compilation as a Hardhat-format build-info (input + output with ASTs and storage layouts): what
+// OpenZeppelin upgrades-core validates upgrades from (`validate contracts/artifacts/build-info --contract X
+// --reference Y`). One file for every contract, so V1 and V2 of both protocols share it.
+const longVersion = solc.version().replace(/\.Emscripten\.clang$/, "");
+const buildInfo = {
+  _format: "hh-sol-build-info-1",
+  id: sourceHash,
+  solcVersion: longVersion.split("+")[0],
+  solcLongVersion: longVersion,
+  input,
+  output: { contracts: output.contracts, sources: output.sources },
+};
+const buildInfoFile = path.join(BUILD_INFO_DIR, "vvops-contracts.json");
+const buildInfoText = JSON.stringify(buildInfo) + "\n";
+const oldBuildInfo = fs.existsSync(buildInfoFile) ? fs.readFileSync(buildInfoFile, "utf8") : null;
+if (oldBuildInfo !== buildInfoText) {
+  changed++;
+  if (check) console.error(`stale: ${path.relative(REPO_ROOT, buildInfoFile)}`);
+  else {
+    fs.mkdirSync(BUILD_INFO_DIR, { recursive: true });
+    fs.writeFileSync(buildInfoFile, buildInfoText);
   }
 }
 if (check && changed > 0) fail(`${changed} artifact(s) out of date: run \`npm run build:contracts\``);

@@ -20,7 +20,7 @@ from tasks.chain import read_contract_state
 from tasks.governance import guardian_pause, procedure_update
 from tasks.preflight import preflight
 from tasks.reports import publish_markdown
-from tasks.runtime import store_engine
+from tasks.runtime import ops_config, store_engine
 from tasks.store import STORE_RETRIES, audit, current_flow_run_id
 from vvops.store import append_audit, session_scope
 from vvops.store.models import ChainAction, Incident, IncidentEvent
@@ -49,7 +49,7 @@ def emergency_pause(
     reason: str,
     requested_by: str,
     severity: Literal["P0", "P1", "P2", "P3"] = "P1",
-    contract: str = "vault",
+    contract: str | None = None,
     incident_key: str | None = None,
     environment: str = "devnet",
     approval_poll_interval: float = 10,
@@ -64,6 +64,7 @@ def emergency_pause(
     logger = get_run_logger()
     run_id = current_flow_run_id() or "local"
     key = idempotency_key or f"{PROCEDURE}:{run_id}:pause"
+    contract = contract or ops_config(environment).contract_for("pause-target").name
     state = read_contract_state(environment=environment, contract=contract)
     guardian = state["values"].get("guardian")
     already = bool(state["values"].get("paused"))

@@ -108,7 +108,7 @@ def incident_response(
     alert_data = parse_alert(alert)
     c = classify(title=title or None, severity=severity, incident_type=incident_type, kind=kind, alert=alert_data)
     level = cfg.severity(c.severity)
-    contract = contract or c.contract or ("vault" if needs_guardian_pause(c) else None)
+    contract = contract or c.contract or (cfg.contract_for("pause-target").name if needs_guardian_pause(c) else None)
     addresses = list(dict.fromkeys([*(involved_addresses or []), *c.involved_addresses]))
     commander = commander_for(environment)
     facts: dict[str, bool] = {}

@@ -77,7 +77,7 @@ def parameter_change(
     proposer: str,
     justification: str = "",
     risk: Literal["low", "medium", "high", "critical"] = "medium",
-    contract: str = "vault",
+    contract: str | None = None,
     environment: str = "devnet",
     approval_poll_interval: float = 10,
     approval_deadline_seconds: float | None = None,
@@ -97,10 +97,11 @@ def parameter_change(
                                     environment=environment, signature=proposal_signature, expires=proposal_expires)
     logger = get_run_logger()
     cfg = ops_config(environment)
+    contract = contract or cfg.contract_for("parameter-target").name
     subject = f"{contract}.{parameter}"
 
     # 1. Change Preparation: type, Solidity type, bounds; the change id (a rerun of the same change resumes it)
-    abi = contract_abi(cfg.contract(contract).artifact)
+    abi = contract_abi(cfg.contract(contract).abi_source)
     try:
         proposal = validate_parameter_change(contract=cfg.contract(contract), parameter=parameter, new_value=new_value,
                                              solidity_type=setter_type(abi, cfg.contract(contract), parameter))

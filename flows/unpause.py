@@ -26,7 +26,7 @@ PROCEDURE = "unpause"
 def unpause(
     reason: str,
     requested_by: str,
-    contract: str = "vault",
+    contract: str | None = None,
     incident_key: str | None = None,
     environment: str = "devnet",
     approval_poll_interval: float = 10,
@@ -45,6 +45,7 @@ def unpause(
     logger = get_run_logger()
     run_id = current_flow_run_id() or "local"
     cfg = ops_config(environment)
+    contract = contract or cfg.contract_for("pause-target").name
     state = read_contract_state(environment=environment, contract=contract)
     audit(actor=requested_by, action="unpause.requested", subject=contract,
           details={"reason": reason, "paused": state["values"].get("paused"), "incident": incident_key})
@@ -57,7 +58,7 @@ def unpause(
     # where a Safe proposes on the timelock, the leads' Safe confirmations of the schedule ARE the approval
     from tasks.safe import approve_timelock_call
 
-    data = "0x" + contract_abi(cfg.contract(contract).artifact).encode_call("unpause").hex()
+    data = "0x" + contract_abi(cfg.contract(contract).abi_source).encode_call("unpause").hex()
     outcome = approve_timelock_call(
         schedule_key=f"{PROCEDURE}:{run_id}:schedule", target=contract, data=data,
         procedure=PROCEDURE, subject=f"unpause {contract}: {reason}", risk="high", proposer=requested_by,

@@ -97,7 +97,7 @@ def upgrade_rollout(
     proposer: str,
     new_implementation: str = "from-devnet:vault_v2_implementation",
     new_artifact: str = "VaultV2",
-    contract: str = "vault",
+    contract: str | None = None,
     environment: str = "devnet",
     expected_version: str = "2.0.0",
     change_id: str | None = None,
@@ -118,7 +118,7 @@ def upgrade_rollout(
                                     expires=proposal_expires)
     logger = get_run_logger()
     change_id = change_id or current_flow_run_id() or "manual"
-    ops_config(environment)  # validate the configuration before anything else
+    contract = contract or ops_config(environment).contract_for("upgrade-target").name  # validates the config too
     address = devnet_address(new_implementation) if new_implementation.startswith("from-devnet:") else new_implementation
     plan = rollout_stages(environment, stages)
 

@@ -9,7 +9,7 @@ from prefect import task
 from tasks.policies import NETWORK_RETRIES
 from tasks.runtime import ops_config, rpc_client
 from vvops.chain.reader import ViewCall, read_implementation, read_views
-from vvops.config import resolve_deployment
+from vvops.config import resolve_deployment, resolve_purpose
 from vvops.chain.abi import contract_abi, param_type, signature
 
 
@@ -29,28 +29,81 @@ def _view_calls(contract_name: str, address: str, artifact: str, getters: list[s
     return calls
 
 
+def _role_from_block(cfg, contract: str) -> int:
+    """Where role events are replayed from: the deployment's `deployed_block`, else the devnet's deploy block."""
+    dep = cfg.contract(contract).deployment(cfg.environment)
+    if dep is not None and dep.deployed_block is not None:
+        return dep.deployed_block
+    if cfg.env.uses_devnet:
+        from vvops.config import load_devnet_json
+
+        return int(load_devnet_json().get("deployed_at_block") or 0)
+    return 0
+
+
+def _read_access_control(rpc, cfg, contract: str, deployment, multicall: str) -> dict[str, Any]:
+    """hasRole for every expected holder + the replayed RoleGranted/RoleRevoked holders of the contract."""
+    from vvops.chain.access import read_role_holders, role_id, role_names
+
+    calls = [ViewCall(key=f"{role}|{holder}", target=deployment.address, signature="hasRole(bytes32,address)",
+                      returns=("bool",), args=(role_id(role), holder))
+             for role, holders in deployment.role_holders.items() for holder in holders]
+    answers = read_views(rpc, multicall=multicall, calls=calls)
+    has_role = {tuple(k.split("|")): (bool(r.value) if r.ok else None) for k, r in answers.items()}
+    holders, error = None, None
+    try:
+        holders = read_role_holders(rpc, address=deployment.address,
+                                    from_block=_role_from_block(cfg, contract))[deployment.address]
+    except Exception as exc:  # noqa: BLE001 - reported as an `error` outcome, never hidden
+        error = f"{type(exc).__name__}: {exc}"[:300]
+    return {"expected": {r: list(h) for r, h in deployment.role_holders.items()},
+            "has_role": [[r, h, v] for (r, h), v in has_role.items()],
+            "holders": {r: sorted(h) for r, h in holders.items()} if holders is not None else None,
+            "names": role_names(deployment.role_holders), "error": error}
+
+
 @task(name="read-contract-state", **NETWORK_RETRIES)
 def read_contract_state(*, environment: str, contract: str) -> dict[str, Any]:
-    """Every getter config names for a contract (roles, parameters, invariants, expectations) in one batch."""
+    """Every getter config names for a contract (roles, parameters, invariants, expectations) in one batch; for a
+    proxy the ERC-1967 implementation/admin/beacon slots; for access-control contracts hasRole + role events."""
+    from vvops.chain.proxies import read_proxy_slots
+
     cfg = ops_config(environment)
     spec = cfg.contract(contract)
     deployment = resolve_deployment(cfg, contract)
-    multicall = resolve_deployment(cfg, "multicall").address
+    multicall = resolve_purpose(cfg, "multicall").address
     getters = list(dict.fromkeys([
         *spec.getters, *deployment.roles, *deployment.expect,
         *(p.getter for p in spec.parameters.values()),
         *(g for inv in spec.invariants for g in (inv.left, inv.right) if g),
     ]))
     with rpc_client(environment) as rpc:
-        calls = _view_calls(contract, deployment.address, spec.artifact, getters)
+        calls = _view_calls(contract, deployment.address, spec.abi_source, getters)
         results = read_views(rpc, multicall=multicall, calls=calls)
-        implementation = read_implementation(rpc, proxy=deployment.address) if deployment.approved_implementations else None
+        values = {k: r.value for k, r in results.items() if r.ok}
+        errors = {k: r.error for k, r in results.items() if not r.ok}
+        implementation, proxy = None, None
+        if spec.proxy != "none":
+            slots = read_proxy_slots(rpc, deployment.address, spec.proxy)
+            implementation = slots.implementation
+            proxy = {"kind": spec.proxy, "implementation": slots.implementation, "admin": slots.admin,
+                     "beacon": slots.beacon}
+            # ERC-1967 is the truth: an `implementation()` getter (ours has one, standard proxies do not) never wins
+            values["implementation"] = implementation
+            errors.pop("implementation", None)
+        elif deployment.approved_implementations:
+            implementation = read_implementation(rpc, proxy=deployment.address)
+        access = None
+        if spec.access == "access-control" and deployment.role_holders:
+            access = _read_access_control(rpc, cfg, contract, deployment, multicall)
         return {
             "contract": contract,
             "address": deployment.address,
-            "values": {k: r.value for k, r in results.items() if r.ok},
-            "errors": {k: r.error for k, r in results.items() if not r.ok},
+            "values": values,
+            "errors": errors,
             "implementation": implementation,
+            "proxy": proxy,
+            "access": access,
             "served_by": rpc.served_by,
             "latency_ms": {a.label: a.latency_ms for a in rpc.attempts},
             "rpc": rpc.latency_by_url(),
@@ -78,7 +131,7 @@ from dataclasses import replace as _replace  # noqa: E402
 from vvops.chain.activity import BlockWindow, transactions_to, vault_activity, window_blocks  # noqa: E402
 from vvops.chain.gas import block_timing, fee_summary, sync_status  # noqa: E402
 from vvops.chain.rpc import RpcClient, endpoint_label  # noqa: E402
-from vvops.checks.contract_state import evaluate_contract_state  # noqa: E402
+from vvops.checks.contract_state import evaluate_access_control, evaluate_contract_state  # noqa: E402
 from vvops.checks.outcome import CheckOutcome  # noqa: E402
 from vvops.checks.protocol import evaluate_activity, evaluate_network, evaluate_rpc_latency, evaluate_tx_errors  # noqa: E402
 from vvops.metrics import MetricPoint  # noqa: E402
@@ -106,6 +159,13 @@ def contract_state_outcomes(environment: str, state: dict[str, Any], *, open_inc
         expect=deployment.expect if params.check_expected_values else {},
         open_incident=open_incident,
     )
+    access = state.get("access")
+    if access and params.check_roles:
+        outcomes += evaluate_access_control(
+            contract=state["contract"], expected={r: tuple(h) for r, h in access["expected"].items()},
+            has_role={(r, h): v for r, h, v in access["has_role"]},
+            holders={r: set(h) for r, h in access["holders"].items()} if access["holders"] is not None else None,
+            names=access["names"], replay_error=access["error"])
     rpc_details = {"rpc": state.get("rpc", {})}
     return [_replace(o, served_by=state["served_by"], details={**o.details, **rpc_details}) for o in outcomes]
 
@@ -158,9 +218,9 @@ def activity_outcomes(rpc: RpcClient, *, environment: str, contract: str, window
     cfg = ops_config(environment)
     spec = cfg.contract(contract)
     address = resolve_deployment(cfg, contract).address
-    multicall = resolve_deployment(cfg, "multicall").address
-    activity = vault_activity(rpc, contract=contract, address=address, abi=contract_abi(spec.artifact).abi,
-                              window=window, initial_range=initial_log_range)
+    multicall = resolve_purpose(cfg, "multicall").address
+    activity = vault_activity(rpc, contract=contract, address=address, abi=contract_abi(spec.abi_source).abi,
+                              window=window, initial_range=initial_log_range, events=spec.activity_events)
     tvl, decimals = _tvl_and_decimals(rpc, multicall=multicall, vault=address)
     summary = activity.summary()
     summary["largest_withdrawals"] = [{**w, "assets": str(w["assets"])} for w in summary["largest_withdrawals"]]

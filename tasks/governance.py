@@ -24,7 +24,7 @@ Public API (keyword-only; stable — other procedures build on it):
     signer_role="governance", description="") -> dict`   Timelock.execute(...); "already_executed" when done.
 - `run_through_timelock(*, environment, key_prefix, target, data, description, value=0) -> dict`
     plain helper for flows: schedule (`<prefix>:schedule`) → wait → execute (`<prefix>:execute`).
-- `guardian_pause(*, environment, contract="vault", idempotency_key, signer_role="guardian") -> dict`
+- `guardian_pause(*, environment, contract=None (the pause target), idempotency_key, signer_role="guardian") -> dict`
     The guardian calls pause() on the contract (exactly-once); verified by reading paused() afterwards.
     Returns the send result plus {"paused": True, "already_paused": bool}; "already_paused" sends nothing.
 Simulations (impact analysis, upgrade rehearsal) are not here: they run on a throwaway fork, never on the
@@ -58,7 +58,7 @@ PERMANENT = (ActionReverted, ActionReplaced, ActionStuck, IdempotencyConflict, S
 
 __all__ = ["send_action", "schedule_on_timelock", "wait_for_timelock_delay", "execute_on_timelock",
            "guardian_pause", "run_through_timelock", "timelock_call", "operation_id",
-           "read_view", "TimelockNotReady", "ActionError", "ActionReverted",
+           "read_view", "governance_timelock", "TimelockNotReady", "ActionError", "ActionReverted",
            "ActionReplaced", "ActionStuck", "IdempotencyConflict"]
 
 
@@ -91,6 +91,15 @@ def _address(environment: str, contract_or_address: str) -> str:
     if contract_or_address.startswith("0x"):
         return to_checksum_address(contract_or_address)
     return resolve_deployment(ops_config(environment), contract_or_address).address
+
+
+def governance_timelock(environment: str) -> tuple[str, str]:
+    """(address, ABI source) of the environment's governance timelock: the contract contracts.yaml marks
+    `governance-timelock` (by default the one of kind timelock), with its own ABI (ours or OpenZeppelin's
+    TimelockController: schedule/execute/getTimestamp/getMinDelay/isOperationReady/isOperationDone)."""
+    cfg = ops_config(environment)
+    spec = cfg.contract_for("governance-timelock")
+    return resolve_deployment(cfg, spec.name).address, spec.abi_source
 
 
 def read_view(environment: str, address: str, artifact: str, fn: str, *args: Any, block: str = "latest") -> Any:
@@ -162,18 +171,18 @@ def schedule_on_timelock(*, environment: str, idempotency_key: str, target: str,
                          delay: int | None = None, salt: str | None = None, predecessor: str | None = None,
                          signer_role: str = "governance", description: str = "") -> dict[str, Any]:
     """Queue a call on the timelock (exactly once per key); returns the operation and the send result."""
-    timelock = _address(environment, "timelock")
+    timelock, timelock_abi = governance_timelock(environment)
     target = _address(environment, target)
     data = data_hex(data)
     salt = salt or "0x" + keccak(text=idempotency_key).hex()
     predecessor = predecessor or ZERO32
     if delay is None:
-        delay = int(read_view(environment, timelock, "Timelock", "getMinDelay"))
+        delay = int(read_view(environment, timelock, timelock_abi, "getMinDelay"))
     op = operation_id(target, value, data, predecessor, salt)
-    call = _schedule_data(target, int(value), data, predecessor, salt, int(delay))
+    call = _schedule_data(target, int(value), data, predecessor, salt, int(delay), timelock_abi)
     operation = {"operation_id": op, "target": target, "value": int(value), "data": data, "predecessor": predecessor,
                  "salt": salt, "delay": int(delay), "timelock": timelock}
-    timestamp = int(read_view(environment, timelock, "Timelock", "getTimestamp", bytes.fromhex(op[2:])))
+    timestamp = int(read_view(environment, timelock, timelock_abi, "getTimestamp", bytes.fromhex(op[2:])))
     if timestamp != 0 and not _stored(idempotency_key):
         get_run_logger().warning("operation %s is already on the timelock: not scheduling again", op)
         record_timelock_operation(environment=environment, timelock=timelock, operation_id=op, key=idempotency_key,
@@ -183,14 +192,15 @@ def schedule_on_timelock(*, environment: str, idempotency_key: str, target: str,
     result = _send(environment, idempotency_key, signer_role, timelock, call,
                    description or f"timelock.schedule({target}, {data[:10]}…) delay {delay}s",
                    timelock_role="proposer")
-    ready_at = int(read_view(environment, timelock, "Timelock", "getTimestamp", bytes.fromhex(op[2:])))
+    ready_at = int(read_view(environment, timelock, timelock_abi, "getTimestamp", bytes.fromhex(op[2:])))
     record_timelock_operation(environment=environment, timelock=timelock, operation_id=op, key=idempotency_key,
                               target=target, description=description, ready_at=ready_at, status="scheduled")
     return {**result, **operation, "ready_at": ready_at}
 
 
-def _schedule_data(target: str, value: int, data: str, predecessor: str, salt: str, delay: int) -> str:
-    return data_hex(contract_abi("Timelock").encode_call("schedule", target, int(value), bytes.fromhex(data[2:]),
+def _schedule_data(target: str, value: int, data: str, predecessor: str, salt: str, delay: int,
+                   timelock_abi: str = "Timelock") -> str:
+    return data_hex(contract_abi(timelock_abi).encode_call("schedule", target, int(value), bytes.fromhex(data[2:]),
                                                          bytes.fromhex(predecessor[2:]), bytes.fromhex(salt[2:]),
                                                          int(delay)))
 
@@ -199,11 +209,11 @@ def timelock_schedule_call(*, environment: str, idempotency_key: str, target: st
                            value: int = 0) -> dict[str, Any]:
     """The exact {to, data, value} `schedule_on_timelock` sends for this key (default salt, predecessor and delay):
     what a Safe proposal must contain so that the owners' confirmations approve that very call."""
-    timelock = _address(environment, "timelock")
-    delay = int(read_view(environment, timelock, "Timelock", "getMinDelay"))
+    timelock, timelock_abi = governance_timelock(environment)
+    delay = int(read_view(environment, timelock, timelock_abi, "getMinDelay"))
     return {"to": timelock, "value": int(value),
             "data": _schedule_data(_address(environment, target), int(value), data_hex(data), ZERO32,
-                                   "0x" + keccak(text=idempotency_key).hex(), delay)}
+                                   "0x" + keccak(text=idempotency_key).hex(), delay, timelock_abi)}
 
 
 def record_timelock_operation(*, environment: str, timelock: str, operation_id: str, key: str, target: str,
@@ -245,9 +255,9 @@ def wait_for_timelock_delay(*, environment: str, operation_id: str, max_wait_s: 
     """Until the operation is ready: time travel on the devnet, a polling wait elsewhere."""
     logger = get_run_logger()
     cfg = ops_config(environment)
-    timelock = _address(environment, "timelock")
+    timelock, timelock_abi = governance_timelock(environment)
     op = bytes.fromhex(operation_id[2:])
-    ready_at = int(read_view(environment, timelock, "Timelock", "getTimestamp", op))
+    ready_at = int(read_view(environment, timelock, timelock_abi, "getTimestamp", op))
     if ready_at == 0:
         raise TimelockNotReady(f"operation {operation_id} is not scheduled on the timelock")
     if ready_at == 1:
@@ -268,7 +278,7 @@ def wait_for_timelock_delay(*, environment: str, operation_id: str, max_wait_s: 
     logger.info("waiting %s s for timelock operation %s (polling every %s s)", remaining, operation_id, poll_interval_s)
     while time.monotonic() - started < limit:
         time.sleep(min(poll_interval_s, max(1.0, limit - (time.monotonic() - started))))
-        if read_view(environment, timelock, "Timelock", "isOperationReady", op):
+        if read_view(environment, timelock, timelock_abi, "isOperationReady", op):
             return {"operation_id": operation_id, "ready_at": ready_at,
                     "waited_s": round(time.monotonic() - started), "mode": "waited"}
     raise TimelockNotReady(f"operation {operation_id} not ready after {limit:.0f} s (ready at {ready_at})")
@@ -279,16 +289,16 @@ def execute_on_timelock(*, environment: str, idempotency_key: str, target: str, 
                         value: int = 0, predecessor: str | None = None, signer_role: str = "governance",
                         description: str = "") -> dict[str, Any]:
     """Execute a ready timelock operation (exactly once per key)."""
-    timelock = _address(environment, "timelock")
+    timelock, timelock_abi = governance_timelock(environment)
     target = _address(environment, target)
     data = data_hex(data)
     predecessor = predecessor or ZERO32
     op = operation_id(target, value, data, predecessor, salt)
-    done = bool(read_view(environment, timelock, "Timelock", "isOperationDone", bytes.fromhex(op[2:])))
+    done = bool(read_view(environment, timelock, timelock_abi, "isOperationDone", bytes.fromhex(op[2:])))
     if done and not _stored(idempotency_key):
         return {"operation_id": op, "status": "already_executed", "tx_hash": None, "block_number": None,
                 "sent_now": False, "idempotency_key": idempotency_key}
-    call = contract_abi("Timelock").encode_call("execute", target, int(value), bytes.fromhex(data[2:]),
+    call = contract_abi(timelock_abi).encode_call("execute", target, int(value), bytes.fromhex(data[2:]),
                                                 bytes.fromhex(predecessor[2:]), bytes.fromhex(salt[2:]))
     result = _send(environment, idempotency_key, signer_role, timelock, call,
                    description or f"timelock.execute({target}, {data[:10]}…)", timelock_role="executor")
@@ -311,12 +321,14 @@ def run_through_timelock(*, environment: str, key_prefix: str, target: str, data
 
 
 @task(name="guardian-pause", **GOVERNANCE)
-def guardian_pause(*, environment: str, contract: str = "vault", idempotency_key: str,
+def guardian_pause(*, environment: str, contract: str | None = None, idempotency_key: str,
                    signer_role: str = "guardian") -> dict[str, Any]:
-    """The guardian pauses `contract` (exactly once); returns the send result + the verified paused() value."""
+    """The guardian pauses `contract` (default: the environment's pause target) exactly once; returns the send
+    result + the verified paused() value."""
     cfg = ops_config(environment)
+    contract = contract or cfg.contract_for("pause-target").name
     address = _address(environment, contract)
-    artifact = cfg.contract(contract).artifact
+    artifact = cfg.contract(contract).abi_source
     if bool(read_view(environment, address, artifact, "paused")) and not _stored(idempotency_key):
         get_run_logger().warning("%s is already paused: nothing sent", contract)
         return {"status": "already_paused", "tx_hash": None, "block_number": None, "sent_now": False,

@@ -56,7 +56,11 @@ def _state_and_outcomes(environment: str, contract: str) -> tuple[dict[str, Any]
 
 def _governance_account(environment: str, state: dict[str, Any], sender: str | None) -> str:
     """Who may make the change on chain: the explicit sender, else the contract's owner(), else the timelock."""
-    return to_checksum_address(sender or state["values"].get("owner") or _address(environment, "timelock"))
+    if sender or state["values"].get("owner"):
+        return to_checksum_address(sender or state["values"].get("owner"))
+    from vvops.config import resolve_purpose  # the governance timelock, whatever contracts.yaml names it
+
+    return resolve_purpose(ops_config(environment), "governance-timelock").address
 
 
 def _revert_reason(exc: RpcError) -> str:

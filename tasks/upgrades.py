@@ -155,8 +155,20 @@ def approved_request(procedure: str, subject: str) -> int | None:
 # --------------------------------------------------------------------------- rehearsal
 
 
-def upgrade_call(contract_artifact: str, new_implementation: str) -> str:
-    return "0x" + contract_abi(contract_artifact).encode_call("upgradeTo", new_implementation).hex()
+def upgrade_call(environment: str, contract: str, new_implementation: str, data: str | bytes = b"") -> dict[str, str]:
+    """The upgrade of `contract` to `new_implementation` the way its proxy kind takes it (contracts.yaml `proxy`):
+    {"to", "data", "kind"} — UUPS `upgradeToAndCall` on the proxy, transparent `upgradeAndCall` on the ProxyAdmin
+    in the admin slot, beacon `upgradeTo` on the beacon in the beacon slot (vvops.chain.proxies)."""
+    from vvops.chain.actions import data_hex
+    from vvops.chain.proxies import read_proxy_slots, upgrade_call as proxy_upgrade_call
+
+    cfg = ops_config(environment)
+    spec = cfg.contract(contract)
+    with rpc_client(environment) as rpc:
+        slots = read_proxy_slots(rpc, resolve_deployment(cfg, contract).address, spec.proxy)
+    raw = bytes.fromhex(data_hex(data)[2:]) if data else b""
+    to, calldata = proxy_upgrade_call(slots, new_implementation, raw)
+    return {"to": to, "data": "0x" + calldata.hex(), "kind": spec.proxy}
 
 
 def health_problems(environment: str, state: dict[str, Any], *, expected_implementation: str | None = None) -> list[str]:
@@ -179,10 +191,9 @@ def rehearse_upgrade(*, environment: str, contract: str, new_implementation: str
     chain itself. `simulated` False (with `not_simulated`, the reason) when no fork could be made."""
     from tasks.simulation import simulate_on_fork
 
-    cfg = ops_config(environment)
-    artifact = cfg.contract(contract).artifact
+    call = upgrade_call(environment, contract, new_implementation)
     sim = simulate_on_fork.fn(environment=environment, contract=contract,
-                              calls=[{"to": contract, "data": upgrade_call(artifact, new_implementation)}])
+                              calls=[{"to": call["to"], "data": call["data"]}])
     if not sim["simulated"]:
         return {"ok": False, "simulated": False, "not_simulated": sim["not_simulated"], "checks": {}, "error": None,
                 "version_after": None, "implementation_after": None, "problems": [], "fork": None}
@@ -227,11 +238,10 @@ def upgrade_stage(*, stage: str, contract: str, new_implementation: str, previou
     if txn is not None:
         txn.set("rollback", {"stage": stage, "contract": contract, "previous_implementation": previous_implementation,
                              "new_implementation": new_implementation, "change_id": change_id})
-    artifact = ops_config(stage).contract(contract).artifact
-    data = upgrade_call(artifact, new_implementation)
-    desc = f"upgrade {contract} on {stage} to {new_implementation} ({change_id})"
+    call = upgrade_call(stage, contract, new_implementation)
+    desc = f"upgrade {contract} on {stage} to {new_implementation} ({call['kind']} proxy; {change_id})"
     scheduled = schedule_on_timelock.fn(environment=stage, idempotency_key=upgrade_key(change_id, stage, "schedule"),
-                                        target=contract, data=data, description=f"schedule: {desc}")
+                                        target=call["to"], data=call["data"], description=f"schedule: {desc}")
     fault_point("upgrade_rollout:after-schedule")
     wait_for_timelock_delay.fn(environment=stage, operation_id=scheduled["operation_id"])
     executed = execute_on_timelock.fn(environment=stage, idempotency_key=upgrade_key(change_id, stage, "execute"),
@@ -247,9 +257,8 @@ def _roll_back_stage(txn) -> None:
     """Failed checkpoint: upgradeTo(previous) through the same timelock path, exactly once per change and stage."""
     info = txn.get("rollback")
     stage, contract, change_id = info["stage"], info["contract"], info["change_id"]
-    artifact = ops_config(stage).contract(contract).artifact
-    data = upgrade_call(artifact, info["previous_implementation"])
-    result = _through_timelock(stage, upgrade_key(change_id, stage, "rollback-"), contract, data,
+    call = upgrade_call(stage, contract, info["previous_implementation"])
+    result = _through_timelock(stage, upgrade_key(change_id, stage, "rollback-"), call["to"], call["data"],
                                f"roll back {contract} on {stage} to {info['previous_implementation']} ({change_id})")
     _audit("upgrade-rollout", "upgrade.rolled_back", f"{contract}@{stage}",
            {"change_id": change_id, "previous_implementation": info["previous_implementation"],
@@ -275,10 +284,12 @@ class CheckpointFailed(RuntimeError):
 
 
 def current_implementation(environment: str, contract: str) -> str | None:
-    from vvops.chain.reader import read_implementation
+    """The implementation behind `contract` from its ERC-1967 slots (behind a beacon: the beacon's)."""
+    from vvops.chain.proxies import read_proxy_slots
 
+    cfg = ops_config(environment)
     with rpc_client(environment) as rpc:
-        return read_implementation(rpc, proxy=resolve_deployment(ops_config(environment), contract).address)
+        return read_proxy_slots(rpc, resolve_deployment(cfg, contract).address, cfg.contract(contract).proxy).implementation
 
 
 # --------------------------------------------------------------------------- stabilisation

@@ -358,16 +358,23 @@ def test_environment_referenced_but_not_defined(config_copy):
 def test_requested_environment_not_defined(config_copy):
     assert config_copy.problems("staging") == [
         "environments.yaml: environments: unknown environment 'staging' "
-        "(environments are defined in environments.yaml: devnet, mainnet)"]
+        "(environments are defined in environments.yaml: devnet, devnet-oz, mainnet)"]
 
 
-def test_new_environment_needs_every_contract(config_copy):
+def test_new_environment_needs_contracts(config_copy):
     config_copy.set("environments.yaml", "environments.sepolia",
                     {"chain_id": 11155111, "rpc_urls": ["https://sepolia.example/${VVOPS_SEPOLIA_RPC_KEY}"]})
-    lines = config_copy.problems()
-    assert "contracts.yaml: contracts[0].deployments: no deployment for environment 'sepolia' " \
-           "(add deployments.sepolia.address)" in lines
-    assert len(lines) == 4
+    assert config_copy.problems() == [
+        "contracts.yaml: contracts: no contract is deployed in environment 'sepolia' "
+        "(add deployments.sepolia.address to the contracts that run there)"]
+
+
+def test_an_environment_runs_only_the_contracts_deployed_there_and_is_validated_alone(config_copy):
+    """Issue 12: `config check -e X` failed on problems of other environments."""
+    config_copy.set("contracts.yaml", "contracts[0].deployments.mainnet.address", "from-devnet:vault")
+    assert config_copy.problems("devnet") == []
+    assert config_copy.problems("devnet-oz") == []
+    assert len(config_copy.problems("mainnet")) == 1
 
 
 def test_from_devnet_only_on_devnet(config_copy):

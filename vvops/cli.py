@@ -196,6 +196,9 @@ def _parser() -> argparse.ArgumentParser:
     dup.add_argument("--activity-interval", type=_seconds, default=2.0)
     dup.add_argument("--governance", choices=("eoa", "safe"), default="eoa",
                      help="safe: a Safe v1.4.1 (2 of 3 leads) holds the timelock's proposer role, as on mainnet")
+    dup.add_argument("--protocol", choices=("veritasvault", "openzeppelin"), default="veritasvault",
+                     help="which reference protocol to deploy: ours (default) or the OpenZeppelin 5 one "
+                          "(use it with `-e devnet-oz`)")
     dup.set_defaults(handler=_cmd_devnet_up)
     devnet.add_parser("down", help="stop a devnet started by `vvops devnet up`").set_defaults(handler=_cmd_devnet_down)
     devnet.add_parser("status", help="is the devnet up").set_defaults(handler=_cmd_devnet_status)
@@ -408,7 +411,7 @@ def _cmd_devnet_up(args: argparse.Namespace) -> int:
     from vvops.devnet.service import devnet_up
 
     devnet_up(port=args.port, block_time=args.block_time or None, activity_interval=args.activity_interval,
-              governance=args.governance)
+              governance=args.governance, protocol=args.protocol)
     return 0
 
 

@@ -27,6 +27,13 @@ from vvops.checks.outcome import CheckOutcome
 _HINT = "the check could not run: see the task's log; a transient RPC problem clears on the next run"
 
 
+def deployed_contracts(cfg, names, kinds: tuple[str, ...]) -> list[str]:
+    """The configured contracts that are deployed in this environment; none of them: every deployed contract of
+    `kinds` (a protocol described only in contracts.yaml is checked without editing checks.yaml)."""
+    deployed = [n for n in names if cfg.contract(n).deployment(cfg.environment) is not None]
+    return deployed or [c.name for c in cfg.contracts.deployed_in(cfg.environment) if c.kind in kinds]
+
+
 def _error(check_id: str, area: str, exc: BaseException) -> CheckOutcome:
     reason = f"{type(exc).__name__}: {exc}"[:500]
     return CheckOutcome(check_id, area, "error", f"could not run: {reason}", hint=_HINT)
@@ -47,19 +54,21 @@ def protocol_health(environment: str = "devnet", window_hours: float = 24) -> li
 
     pending: list[tuple[str, str, Any]] = []  # (check id used for an error, area, future)
     if "protocol.contract_state" in enabled:
-        for contract in cfg.check("protocol.contract_state").typed_params().contracts:
+        for contract in deployed_contracts(cfg, cfg.check("protocol.contract_state").typed_params().contracts,
+                                           ("vault", "timelock")):
             pending.append((f"protocol.contract_state.{contract}", "protocol",
                             check_contract_state.submit(environment=environment, contract=contract,
                                                         open_incident=open_incident)))
     if enabled & {"protocol.onchain_activity", "protocol.tx_error_rate"}:
         window = find_window.submit(environment=environment, window_hours=window_hours)
-        activity_contracts = list(cfg.check("protocol.onchain_activity").typed_params().contracts)
+        activity_contracts = deployed_contracts(cfg, cfg.check("protocol.onchain_activity").typed_params().contracts,
+                                                ("vault",))
         if "protocol.onchain_activity" in enabled:
             for contract in activity_contracts:
                 pending.append((f"protocol.onchain_activity.{contract}", "protocol",
                                 check_onchain_activity.submit(environment=environment, contract=contract, window=window)))
         if "protocol.tx_error_rate" in enabled:
-            watched = [c.name for c in cfg.contracts.contracts if c.kind in ("vault", "timelock")]
+            watched = [c.name for c in cfg.contracts.deployed_in(environment) if c.kind in ("vault", "timelock")]
             pending.append(("protocol.tx_error_rate", "protocol",
                             check_tx_error_rate.submit(environment=environment, contracts=watched, window=window)))
     if "protocol.network_conditions" in enabled:

@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import eth_abi
@@ -196,9 +198,61 @@ def _maybe_int(value: Any) -> int | None:
     return int(value, 16) if isinstance(value, str) else int(value)
 
 
+class AbiSourceError(RuntimeError):
+    """An ABI file is missing or is not an ABI; the message names the file."""
+
+
+def is_abi_path(source: str) -> bool:
+    """contracts.yaml `abi:` values are paths; `artifact:` values are names in contracts/artifacts/."""
+    return "/" in source or "\\" in source or source.endswith(".json")
+
+
+def resolve_abi_path(source: str) -> Path:
+    """An absolute path as is; a relative one against the config folder, then the repo root (first that exists)."""
+    from vvops import paths
+
+    path = Path(source).expanduser()
+    if path.is_absolute():
+        return path
+    candidates = [paths.config_dir() / path, paths.REPO_ROOT / path]
+    return next((c for c in candidates if c.is_file()), candidates[-1])
+
+
+def abi_list_of(document: Any, *, where: str = "ABI") -> list[dict[str, Any]]:
+    """The ABI list in a JSON document: a plain ABI list, or `{"abi": [...]}` as Foundry (`out/X.sol/X.json`),
+    Hardhat (`artifacts/.../X.json`), Truffle and our own artifacts write it."""
+    abi = document.get("abi") if isinstance(document, dict) else document
+    if isinstance(abi, str):  # some tools write the ABI as a JSON string
+        abi = json.loads(abi)
+    if not isinstance(abi, list) or not all(isinstance(item, dict) for item in abi):
+        raise AbiSourceError(f"{where} holds no ABI (expected a JSON list, or an object with an \"abi\" list)")
+    return abi
+
+
 @functools.lru_cache(maxsize=64)
-def contract_abi(name: str) -> Abi:
-    """The `Abi` index of artifact `name` (cached)."""
+def _abi_file(path: str, mtime_ns: int) -> Abi:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise AbiSourceError(f"cannot read ABI file {path}: {type(error).__name__}") from None
+    return Abi(abi_list_of(document, where=path))
+
+
+def contract_abi(source: str) -> Abi:
+    """The `Abi` index of an ABI source (cached): an artifact name (contracts/artifacts/<name>.json) or a path to
+    any ABI file (see `abi_list_of`)."""
+    if is_abi_path(source):
+        path = resolve_abi_path(source)
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            raise AbiSourceError(f"ABI file {path} does not exist") from None
+        return _abi_file(str(path), mtime)
+    return _artifact_abi(source)
+
+
+@functools.lru_cache(maxsize=64)
+def _artifact_abi(name: str) -> Abi:
     from vvops.chain.artifacts import abi_of
 
     return Abi(abi_of(name))

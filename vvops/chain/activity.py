@@ -72,9 +72,35 @@ class VaultActivity:
         }
 
 
+#: When contracts.yaml maps no activity events: ERC-4626 (`Deposit(sender, owner, assets, shares)`,
+#: `Withdraw(sender, receiver, owner, assets, shares)`) and ours (`Deposit(user, assets, shares)`) both match.
+USER_FIELDS = ("owner", "user", "account", "receiver", "sender")
+AMOUNT_FIELDS = ("assets", "amount", "value")
+DEFAULT_EVENTS = {"deposit": ("Deposit", None, None), "withdraw": ("Withdraw", None, None)}
+
+
+def _field(args: dict[str, Any], name: str | None, fallbacks: tuple[str, ...], event: str) -> Any:
+    if name is not None:
+        if name not in args:
+            raise KeyError(f"event {event} has no field {name!r} (fields: {', '.join(args)}): fix the activity "
+                           "mapping in contracts.yaml")
+        return args[name]
+    for candidate in fallbacks:
+        if candidate in args:
+            return args[candidate]
+    raise KeyError(f"event {event} has none of the fields {', '.join(fallbacks)} (fields: {', '.join(args)}): map "
+                   "it under the contract's `activity:` in contracts.yaml")
+
+
 def vault_activity(rpc: RpcClient, *, contract: str, address: str, abi: list[dict[str, Any]], window: BlockWindow,
-                   top: int = 5, initial_range: int = 10_000) -> VaultActivity:
-    """Deposit/Withdraw counts, volumes, unique users and the `top` largest withdrawals in the window."""
+                   top: int = 5, initial_range: int = 10_000,
+                   events: dict[str, tuple[str, str | None, str | None]] | None = None) -> VaultActivity:
+    """Deposit/Withdraw counts, volumes, unique users and the `top` largest withdrawals in the window.
+
+    `events`: {"deposit"|"withdraw": (event name, user field, amount field)} from contracts.yaml (None fields:
+    the usual names, see USER_FIELDS/AMOUNT_FIELDS)."""
+    mapping = {**DEFAULT_EVENTS, **(events or {})}
+    kinds = {event: kind for kind, (event, _, _) in mapping.items()}
     decoder = EventDecoder(abi)
     stats = LogFetchStats()
     logs = fetch_logs(rpc, address=address, from_block=window.from_block, to_block=window.to_block,
@@ -82,22 +108,26 @@ def vault_activity(rpc: RpcClient, *, contract: str, address: str, abi: list[dic
     activity = VaultActivity(contract, log_requests=stats.requests, log_halvings=stats.halvings)
     withdrawals = []
     for event in decoder.decode_all(logs):
-        if event.name == "Deposit":
-            activity.deposits += 1
-            activity.deposits_volume += event.args["assets"]
-            activity.users.add(event.args["user"])
-        elif event.name == "Withdraw":
-            activity.withdrawals += 1
-            activity.withdrawals_volume += event.args["assets"]
-            activity.fees += event.args.get("fee", 0)
-            activity.users.add(event.args["user"])
-            withdrawals.append(event)
-        else:
+        kind = kinds.get(event.name)
+        if kind is None:
             activity.other_events[event.name] = activity.other_events.get(event.name, 0) + 1
-    withdrawals.sort(key=lambda e: e.args["assets"], reverse=True)
+            continue
+        _, user_field, amount_field = mapping[kind]
+        user = _field(event.args, user_field, USER_FIELDS, event.name)
+        amount = int(_field(event.args, amount_field, AMOUNT_FIELDS, event.name))
+        activity.users.add(user)
+        if kind == "deposit":
+            activity.deposits += 1
+            activity.deposits_volume += amount
+        else:
+            activity.withdrawals += 1
+            activity.withdrawals_volume += amount
+            activity.fees += event.args.get("fee", 0)
+            withdrawals.append((amount, user, event))
+    withdrawals.sort(key=lambda w: w[0], reverse=True)
     activity.largest_withdrawals = [
-        {"user": e.args["user"], "assets": e.args["assets"], "block": e.block_number, "tx": e.transaction_hash}
-        for e in withdrawals[:top]
+        {"user": user, "assets": amount, "block": e.block_number, "tx": e.transaction_hash}
+        for amount, user, e in withdrawals[:top]
     ]
     return activity
 

@@ -97,3 +97,51 @@ def evaluate_contract_state(
             hint=None if holds else "an invariant is broken: treat as P0, consider an emergency pause",
         ))
     return outcomes
+
+
+def evaluate_access_control(
+    *,
+    contract: str,
+    expected: dict[str, tuple[str, ...]],
+    has_role: dict[tuple[str, str], bool | None],
+    holders: dict[str, set[str]] | None,
+    names: dict[str, str],
+    replay_error: str | None = None,
+) -> list[CheckOutcome]:
+    """One outcome per AccessControl role: every expected holder has it (`hasRole`) and nobody else does (the
+    replayed RoleGranted/RoleRevoked). `holders` maps 0x role ids to current holders; `names` ids to role names.
+    A holder config does not expect is crit for a configured role and warn for a role config does not list."""
+    outcomes: list[CheckOutcome] = []
+    prefix = f"protocol.contract_state.{contract}.role"
+    hint = "an account holding a role it should not can take over the contract: open an incident and revoke it"
+    by_name = {names.get(role, role): hs for role, hs in (holders or {}).items()}
+    for role, wanted in expected.items():
+        wanted_lower = {w.lower() for w in wanted}
+        missing = [w for w in wanted if has_role.get((role, w)) is False]
+        unread = [w for w in wanted if has_role.get((role, w)) is None]
+        strangers = sorted(h for h in by_name.get(role, set()) if h.lower() not in wanted_lower)
+        problems = []
+        if missing:
+            problems.append(f"expected holder(s) lack it: {', '.join(missing)}")
+        if strangers:
+            problems.append(f"held by account(s) nobody expects: {', '.join(strangers)}")
+        if problems:
+            status, message = "crit", f"{role}: " + "; ".join(problems)
+        elif unread or holders is None:
+            status = "error"
+            message = f"{role}: could not be verified (" + (
+                f"hasRole unreadable for {', '.join(unread)}" if unread else f"role events unreadable: {replay_error}") + ")"
+        else:
+            status, message = "ok", f"{role}: held by {', '.join(wanted) or 'nobody'} as expected"
+        outcomes.append(CheckOutcome(f"{prefix}.{role}", AREA, status, message, threshold=list(wanted),
+                                     details={"holders": sorted(by_name.get(role, set())), "missing": missing,
+                                              "strangers": strangers},
+                                     hint=None if status == "ok" else hint))
+    for role, hs in sorted(by_name.items()):
+        if role in expected or not hs:
+            continue
+        outcomes.append(CheckOutcome(f"{prefix}.{role}", AREA, "warn",
+                                     f"{role} is held by {', '.join(sorted(hs))} but contracts.yaml lists no holders "
+                                     "for it", details={"holders": sorted(hs)},
+                                     hint=f"add role_holders.{role} to the contract's deployment (or revoke it)"))
+    return outcomes

@@ -19,6 +19,7 @@ from .loader import (
     load_devnet_json,
     load_environments,
     resolve_deployment,
+    resolve_purpose,
 )
 from .oncall import OnCall, Shift, upcoming_shifts, who_is_on_call
 from .schema import ROLES, SEVERITIES, OpsConfig
@@ -45,6 +46,7 @@ __all__ = [
     "load_devnet_json",
     "mask_url",
     "resolve_deployment",
+    "resolve_purpose",
     "resolve_env",
     "resolve_secret",
     "upcoming_shifts",

@@ -30,6 +30,7 @@ from .check_params import CHECK_PARAMS
 from .errors import FILE_LEVEL, ConfigError, ConfigProblem, DevnetRefError
 from .schema import (
     FROM_DEVNET_PREFIX,
+    SINGLE_PURPOSES,
     ROLES,
     CapacityFile,
     ChecksFile,
@@ -62,6 +63,7 @@ __all__ = [
     "devnet_address",
     "devnet_rpc_url",
     "resolve_deployment",
+    "resolve_purpose",
     "ResolvedDeployment",
 ]
 
@@ -488,6 +490,24 @@ def _abi_functions(artifacts_dir: Path, artifact: str) -> set[str] | None:
     return {e.get("name") for e in abi if isinstance(e, dict) and e.get("type") == "function"}
 
 
+def _abi_path_functions(ctx: _Ctx, loc: tuple[Any, ...], source: str) -> set[str] | None:
+    """Function names of a contracts.yaml `abi:` path (a problem when it is missing or holds no ABI)."""
+    from vvops.chain.abi import AbiSourceError, abi_list_of, resolve_abi_path
+
+    path = resolve_abi_path(source)
+    try:
+        abi = abi_list_of(json.loads(path.read_text(encoding="utf-8")), where=str(path))
+    except OSError:
+        ctx.add("contracts.yaml", loc, f"ABI file '{source}' not found",
+                f"looked for {path}; a relative path is read from the config folder, then the repo root")
+        return None
+    except (ValueError, AbiSourceError) as error:
+        ctx.add("contracts.yaml", loc, f"ABI file '{source}' holds no ABI ({type(error).__name__})",
+                "give a plain ABI JSON list, a Foundry out/X.sol/X.json or a Hardhat artifact")
+        return None
+    return {e.get("name") for e in abi if e.get("type") == "function"}
+
+
 def _cross_checks(ctx: _Ctx) -> None:
     envf: EnvironmentsFile | None = ctx.files.get("environments.yaml")  # type: ignore[assignment]
     contracts: ContractsFile | None = ctx.files.get("contracts.yaml")  # type: ignore[assignment]
@@ -543,29 +563,40 @@ def _cross_checks(ctx: _Ctx) -> None:
         for i, c in enumerate(contracts.contracts):
             for env in c.deployments:
                 env_ref("contracts.yaml", ("contracts", i, "deployments", env), env)
-            for env in ctx.environments:
-                if env_names is not None and env in env_names and env not in c.deployments:
-                    ctx.add("contracts.yaml", ("contracts", i, "deployments"),
-                            f"no deployment for environment '{env}'", f"add deployments.{env}.address")
+            # A contract need not be deployed everywhere (the OpenZeppelin devnet runs other contracts than ours);
+            # only the selected environments' deployments are judged, so `-e X` validates X alone.
+            for env, dep in c.deployments.items():
+                if env not in ctx.environments:
+                    continue
+                if dep.role_holders and c.access != "access-control":
+                    ctx.add("contracts.yaml", ("contracts", i, "deployments", env, "role_holders"),
+                            f"role_holders needs `access: access-control` (this contract is {c.access})",
+                            "ownable contracts list getter → account under roles")
             if envf:
                 for env, dep in c.deployments.items():
                     e = envf.environments.get(env)
-                    if e is None or e.uses_devnet:
+                    if e is None or e.uses_devnet or env not in ctx.environments:
                         continue
                     refs: list[tuple[tuple[Any, ...], str]] = [(("address",), dep.address)]
                     refs += [(("roles", k), v) for k, v in dep.roles.items()]
+                    refs += [(("role_holders", k, j), v) for k, vs in dep.role_holders.items() for j, v in enumerate(vs)]
                     refs += [(("approved_implementations", j), v) for j, v in enumerate(dep.approved_implementations)]
                     for sub, ref in refs:
                         if ref.startswith(FROM_DEVNET_PREFIX):
                             ctx.add("contracts.yaml", ("contracts", i, "deployments", env) + sub,
                                     f"'{ref}' only works in an environment whose rpc_urls is from-devnet",
                                     "write the checksummed address deployed there")
-            if c.artifact and artifacts_exist:
+            fns = None
+            if c.abi:
+                fns = _abi_path_functions(ctx, ("contracts", i, "abi"), c.abi)
+            elif c.artifact and artifacts_exist:
                 fns = _abi_functions(ctx.artifacts_dir, c.artifact)
                 if not (ctx.artifacts_dir / f"{c.artifact}.json").is_file():
                     ctx.add("contracts.yaml", ("contracts", i, "artifact"), f"artifact '{c.artifact}' not found",
                             f"expected {ctx.artifacts_dir.name}/{c.artifact}.json; build the contracts")
-                elif fns is not None:
+                    fns = None
+            if fns is not None:
+                if True:
                     used: list[tuple[tuple[Any, ...], str]] = [(("getters", j), g) for j, g in enumerate(c.getters)]
                     used += [(("parameters", k, "getter"), p.getter) for k, p in c.parameters.items()]
                     used += [(("parameters", k, "setter"), p.setter) for k, p in c.parameters.items() if p.setter]
@@ -573,16 +604,37 @@ def _cross_checks(ctx: _Ctx) -> None:
                         used.append((("invariants", j, "left"), inv.left))
                         if inv.right:
                             used.append((("invariants", j, "right"), inv.right))
+                    if c.access == "access-control" and any(d.role_holders for d in c.deployments.values()):
+                        used.append((("access",), "hasRole"))
                     for env, dep in c.deployments.items():
+                        if env not in ctx.environments:
+                            continue
                         used += [(("deployments", env, "roles", k), k) for k in dep.roles]
                         used += [(("deployments", env, "expect", k), k) for k in dep.expect]
                     for sub, fn in used:
                         if fn not in fns:
                             ctx.add("contracts.yaml", ("contracts", i) + sub,
-                                    f"'{fn}' is not a function of {c.artifact}",
+                                    f"'{fn}' is not a function of {c.abi_source}",
                                     did_you_mean(fn, sorted(f for f in fns if f),
-                                                 fallback=f"see the ABI in {c.artifact}.json"))
+                                                 fallback=f"see the ABI in {c.abi_source}"))
                     _check_parameter_types(ctx, i, c)
+
+        for env in ctx.environments:
+            if env_names is not None and env in env_names and not contracts.deployed_in(env):
+                ctx.add("contracts.yaml", ("contracts",), f"no contract is deployed in environment '{env}'",
+                        f"add deployments.{env}.address to the contracts that run there")
+                continue
+            if env_names is not None and env in env_names and not contracts.serving("multicall", env):
+                ctx.add("contracts.yaml", ("contracts",), f"no multicall contract in environment '{env}'",
+                        "the checks read through Multicall3: add it (canonical address "
+                        "0xcA11bde05977b3631167028862bE2a173976CA11) with a deployment there")
+            for purpose in SINGLE_PURPOSES:
+                serving = contracts.serving(purpose, env)
+                if len(serving) > 1:
+                    ctx.add("contracts.yaml", ("contracts",),
+                            f"{len(serving)} contracts serve as {purpose} in environment '{env}' "
+                            f"({', '.join(c.name for c in serving)})",
+                            "keep one: set `purposes:` on the others")
 
     # checks.yaml
     if checks:
@@ -731,6 +783,8 @@ def _collect(config_dir: Path, environments: list[str] | None, artifacts_dir: Pa
             problems += file_problems
             files[name] = None
             continue
+        if environments is not None:
+            data = _only_environments(name, data, set(environments))
         try:
             secret_problems, reported = _scan_secrets(data, name)
             file_problems += secret_problems
@@ -763,6 +817,30 @@ def _collect(config_dir: Path, environments: list[str] | None, artifacts_dir: Pa
         if p not in unique:
             unique.append(p)
     return unique, files, wanted
+
+
+def _only_environments(name: str, data: Any, keep: set[str]) -> Any:
+    """`-e X` validates X alone: drop the other environments' contract deployments, check overrides and approval
+    overrides before validating (list positions stay, so key paths still point at the file's own lines)."""
+    import copy
+
+    def prune(mapping: Any) -> Any:
+        return {k: v for k, v in mapping.items() if k in keep} if isinstance(mapping, dict) else mapping
+
+    data = copy.deepcopy(data)
+    if name == "contracts.yaml" and isinstance(data, dict) and isinstance(data.get("contracts"), list):
+        for c in data["contracts"]:
+            if isinstance(c, dict) and "deployments" in c:
+                c["deployments"] = prune(c["deployments"])
+    elif name == "checks.yaml" and isinstance(data, dict) and isinstance(data.get("checks"), list):
+        for c in data["checks"]:
+            if isinstance(c, dict) and "overrides" in c:
+                c["overrides"] = prune(c["overrides"])
+    elif name == "procedures.yaml" and isinstance(data, dict) and isinstance(data.get("approvals"), dict):
+        for policy in data["approvals"].values():
+            if isinstance(policy, dict) and "environments" in policy:
+                policy["environments"] = prune(policy["environments"])
+    return data
 
 
 def _validate_check_params(checks: ChecksFile, data: dict, problems: list[ConfigProblem],
@@ -893,6 +971,9 @@ class ResolvedDeployment:
     roles: dict[str, str]
     approved_implementations: tuple[str, ...]
     expect: dict[str, Any]
+    role_holders: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """AccessControl role name → expected holders (access-control contracts)."""
+    name: str = ""
 
 
 def resolve_deployment(cfg: OpsConfig, contract: str, devnet_json: dict | None = None) -> ResolvedDeployment:
@@ -903,7 +984,8 @@ def resolve_deployment(cfg: OpsConfig, contract: str, devnet_json: dict | None =
                                         f"no deployment for environment '{cfg.environment}'",
                                         f"add deployments.{cfg.environment}.address"))
     needs_devnet = any(r.startswith(FROM_DEVNET_PREFIX) for r in
-                       (dep.address, *dep.roles.values(), *dep.approved_implementations))
+                       (dep.address, *dep.roles.values(), *dep.approved_implementations,
+                        *(h for hs in dep.role_holders.values() for h in hs)))
     if needs_devnet and devnet_json is None:
         devnet_json = load_devnet_json()
     return ResolvedDeployment(
@@ -911,6 +993,8 @@ def resolve_deployment(cfg: OpsConfig, contract: str, devnet_json: dict | None =
         roles={k: devnet_address(v, devnet_json) for k, v in dep.roles.items()},
         approved_implementations=tuple(devnet_address(v, devnet_json) for v in dep.approved_implementations),
         expect=dict(dep.expect),
+        role_holders={k: tuple(devnet_address(v, devnet_json) for v in vs) for k, vs in dep.role_holders.items()},
+        name=contract,
     )
 
 
@@ -925,3 +1009,7 @@ def load_environments(config_dir: Path | None = None) -> EnvironmentsFile:
         raise ConfigError(problems)
     assert isinstance(model, EnvironmentsFile)
     return model
+def resolve_purpose(cfg: OpsConfig, purpose: str, devnet_json: dict | None = None) -> ResolvedDeployment:
+    """The deployment of the contract that serves `purpose` in the selected environment (governance-timelock,
+    multicall, pause-target, ...): procedures find their contracts by what they are, not by fixed names."""
+    return resolve_deployment(cfg, cfg.contract_for(purpose).name, devnet_json)

@@ -40,6 +40,19 @@ Role = Literal["ops_lead", "sre", "protocol_specialist", "security_ops", "data_a
 Severity = Literal["P0", "P1", "P2", "P3"]
 CheckArea = Literal["protocol", "infrastructure", "security", "maintenance"]
 ContractKind = Literal["vault", "timelock", "multicall", "token"]
+ProxyKind = Literal["uups", "transparent", "beacon", "none"]
+AccessModel = Literal["ownable", "access-control", "none"]
+PURPOSES: tuple[str, ...] = ("governance-timelock", "pause-target", "parameter-target", "upgrade-target", "multicall")
+Purpose = Literal["governance-timelock", "pause-target", "parameter-target", "upgrade-target", "multicall"]
+#: What a contract is to the procedures when contracts.yaml does not say (`purposes:`), by its kind.
+DEFAULT_PURPOSES: dict[str, tuple[str, ...]] = {
+    "vault": ("pause-target", "parameter-target", "upgrade-target"),
+    "timelock": ("governance-timelock",),
+    "multicall": ("multicall",),
+    "token": (),
+}
+#: Purposes an environment has at most one contract for (the procedures pick it without being told).
+SINGLE_PURPOSES: tuple[str, ...] = ("governance-timelock", "multicall")
 SlackChannelKey = Literal["ops", "alerts", "incidents", "approvals", "reports", "audit"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
@@ -460,16 +473,46 @@ class Invariant(Frozen):
         return f"{self.left} {self.op} {self.right if self.right is not None else self.right_value}"
 
 
+_ACCESS_ROLE = re.compile(r"^([A-Z][A-Z0-9_]*|0x[0-9a-fA-F]{64})$")
+
+
+def _access_role(v: str) -> str:
+    if not _ACCESS_ROLE.match(v):
+        raise problem(f"'{v}' is not an AccessControl role",
+                      "write the role's constant name (GOVERNANCE_ROLE, DEFAULT_ADMIN_ROLE) or its 0x bytes32 id")
+    return v
+
+
+AccessRoleName = Annotated[str, AfterValidator(_access_role)]
+
+
 class Deployment(Frozen):
     """Where a contract lives in one environment and what its state must be."""
 
     address: AddressRef
     roles: dict[GetterName, AddressRef] = {}
-    """getter → expected account (e.g. owner: from-devnet:timelock)."""
+    """`access: ownable`: getter → expected account (e.g. owner: from-devnet:timelock)."""
+    role_holders: dict[AccessRoleName, Annotated[tuple[AddressRef, ...], BeforeValidator(_tuple_of)]] = {}
+    """`access: access-control`: role name → every account expected to hold it (checked with hasRole; any other
+    holder found by replaying RoleGranted/RoleRevoked is reported)."""
     approved_implementations: tuple[AddressRef, ...] = ()
     expect: dict[GetterName, bool | int | str] = {}
     """getter → expected value (e.g. paused: false)."""
     deployed_block: NonNegInt | None = None
+
+
+class ActivityEvent(Frozen):
+    """Which event is a deposit (or withdrawal) and which of its fields are the user and the amount (unset: the
+    usual names — owner/user/account/receiver/sender, assets/amount/value)."""
+
+    event: GetterName
+    user: GetterName | None = None
+    amount: GetterName | None = None
+
+
+class ActivityEvents(Frozen):
+    deposit: ActivityEvent | None = None
+    withdraw: ActivityEvent | None = None
 
 
 class Contract(Frozen):
@@ -477,6 +520,19 @@ class Contract(Frozen):
     kind: ContractKind
     artifact: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
     """contracts/artifacts/<artifact>.json holds the ABI."""
+    abi: str | None = None
+    """Path to the ABI (relative to the repo root, or absolute): a Foundry `out/X.sol/X.json`, a Hardhat artifact,
+    our artifacts or a plain ABI JSON list. Wins over `artifact`."""
+    proxy: ProxyKind = "none"
+    """How the contract is upgraded: uups (upgradeToAndCall on the proxy), transparent (the ProxyAdmin in the
+    ERC-1967 admin slot), beacon (upgradeTo on the beacon in the ERC-1967 beacon slot), none."""
+    access: AccessModel = "ownable"
+    """ownable: `roles` are getters returning one account; access-control: `role_holders` by role name."""
+    purposes: tuple[Purpose, ...] | None = None
+    """What the procedures use it as (default by kind: vault → pause/parameter/upgrade target, timelock →
+    governance-timelock, multicall → multicall)."""
+    activity: ActivityEvents | None = None
+    """Event mapping for the activity check (default: Deposit/Withdraw; ERC-4626 and ours both match)."""
     description: str = ""
     deployments: dict[Identifier, Deployment]
     getters: tuple[GetterName, ...] = ()
@@ -487,6 +543,23 @@ class Contract(Frozen):
 
     def deployment(self, environment: str) -> Deployment | None:
         return self.deployments.get(environment)
+
+    @property
+    def serves(self) -> tuple[str, ...]:
+        return self.purposes if self.purposes is not None else DEFAULT_PURPOSES.get(self.kind, ())
+
+    @property
+    def abi_source(self) -> str | None:
+        """What to load the ABI from: `abi` (a path) or `artifact` (a name in contracts/artifacts)."""
+        return self.abi or self.artifact
+
+    @property
+    def activity_events(self) -> dict[str, tuple[str, str | None, str | None]]:
+        """{"deposit"|"withdraw": (event, user field, amount field)} for what contracts.yaml maps."""
+        if self.activity is None:
+            return {}
+        return {kind: (e.event, e.user, e.amount) for kind, e in (("deposit", self.activity.deposit),
+                                                                  ("withdraw", self.activity.withdraw)) if e}
 
 
 class ContractsFile(Frozen):
@@ -500,6 +573,13 @@ class ContractsFile(Frozen):
 
     def of_kind(self, kind: str) -> tuple[Contract, ...]:
         return tuple(c for c in self.contracts if c.kind == kind)
+
+    def deployed_in(self, environment: str) -> tuple[Contract, ...]:
+        return tuple(c for c in self.contracts if environment in c.deployments)
+
+    def serving(self, purpose: str, environment: str) -> tuple[Contract, ...]:
+        """Contracts deployed in `environment` that serve `purpose` (see PURPOSES)."""
+        return tuple(c for c in self.deployed_in(environment) if purpose in c.serves)
 
 
 # ---------------------------------------------------------------------------- checks.yaml
@@ -1029,6 +1109,19 @@ class OpsConfig(Frozen):
 
     def people_with_role(self, role: str) -> tuple[Person, ...]:
         return self.team.with_role(role)
+
+    def contract_for(self, purpose: str) -> Contract:
+        """The one contract of this environment that serves `purpose` (governance-timelock, multicall, ...); for
+        pause/parameter/upgrade targets the first one. ConfigError names the purpose when there is none."""
+        from .errors import ConfigError, ConfigProblem
+
+        found = self.contracts.serving(purpose, self.environment)
+        if not found:
+            raise ConfigError(ConfigProblem("contracts.yaml", "contracts",
+                                            f"no contract serves as {purpose} in environment '{self.environment}'",
+                                            f"add `purposes: [{purpose}]` to the contract and a deployments."
+                                            f"{self.environment} entry"))
+        return found[0]
 
     def contract(self, name: str) -> Contract:
         return self.contracts.get(name)

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--seed", type=int, default=None)
     up.add_argument("--background", action="store_true")
     up.add_argument("--governance", choices=("eoa", "safe"), default="eoa")
+    up.add_argument("--protocol", choices=("veritasvault", "openzeppelin"), default="veritasvault")
     sub.add_parser("down", help="stop the devnet started by another process")
     sub.add_parser("status", help="print the devnet status as JSON")
     args = parser.parse_args(argv)
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             devnet_up(port=args.port, block_time=args.block_time or None, activity_interval=args.activity_interval or None,
                       timelock_delay=args.timelock_delay, seed=args.seed, foreground=not args.background,
-                      governance=args.governance)
+                      governance=args.governance, protocol=args.protocol)
         elif args.command == "down":
             devnet_down()
         else:

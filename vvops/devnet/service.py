@@ -9,6 +9,7 @@ Files under the state dir (`.vvops/`, moved by VVOPS_HOME):
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from vvops.devnet.deploy import DevnetInfo, deploy_devnet, load_devnet_file, wri
 
 DEFAULT_PORT = 8545
 DEFAULT_BLOCK_TIME = 2.0  # seconds: blocks (and confirmations) advance without traffic, like a real chain
+PROTOCOLS = ("veritasvault", "openzeppelin")  # ours (the default) and the OpenZeppelin reference protocol
 
 Out = Callable[[str], None]
 
@@ -108,11 +110,15 @@ def start_devnet_background(
     write_files: bool = True,
     extra_anvil_args: tuple[str, ...] = (),
     governance: str = "eoa",
+    protocol: str = "veritasvault",
 ) -> tuple[AnvilProcess, DevnetInfo, ActivityThread | None]:
     """Start anvil, deploy, (write devnet.json + anvil.pid), start the activity thread; return all three.
     The caller owns them: stop with `stop_devnet_background(node, activity)`. No activity if interval is None/0.
     The contracts are deployed with automine (fast), then the node switches to a block every `block_time` s
-    (None/0: keep automine, one block per transaction)."""
+    (None/0: keep automine, one block per transaction). `protocol="openzeppelin"` deploys the OpenZeppelin
+    reference protocol instead of ours (no synthetic activity for it yet)."""
+    if protocol not in PROTOCOLS:
+        raise DevnetError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     if write_files:
         _check_can_start(port)
     elif port is not None and not port_is_free(port):
@@ -120,16 +126,26 @@ def start_devnet_background(
     node = AnvilProcess(port, extra_args=extra_anvil_args, log_path=anvil_log_file() if write_files else None)
     node.start()
     try:
-        info = deploy_devnet(node.rpc_url, timelock_delay=timelock_delay, governance=governance)
+        if protocol == "openzeppelin":
+            from vvops.devnet.openzeppelin import deploy_openzeppelin
+
+            info = deploy_openzeppelin(node.rpc_url, timelock_delay=timelock_delay)
+        else:
+            info = deploy_devnet(node.rpc_url, timelock_delay=timelock_delay, governance=governance)
         if block_time:
             with Chain(node.rpc_url) as chain:
                 chain.request("evm_setIntervalMining", [max(1, round(block_time))])
             node.block_time = block_time
         if write_files:
-            write_devnet_file(info)
+            if protocol == "openzeppelin":
+                from vvops.devnet.openzeppelin import write_openzeppelin_devnet_file
+
+                write_openzeppelin_devnet_file(info)
+            else:
+                write_devnet_file(info)
             _write_pid(anvil_pid_file(), node.pid)
         activity = None
-        if activity_interval:
+        if activity_interval and protocol != "openzeppelin":
             activity = ActivityThread(node.rpc_url, info, seed=seed, interval_s=activity_interval)
             activity.start()
     except BaseException:
@@ -162,6 +178,7 @@ def devnet_up(
     out: Out = print,
     startup_timeout: float = 60.0,
     governance: str = "eoa",
+    protocol: str = "veritasvault",
 ) -> DevnetInfo:
     """Start a devnet. Foreground: run until `stop_event` is set or SIGINT/SIGTERM arrives, then stop anvil and
     remove the pid files; returns the DevnetInfo. Background (foreground=False): spawn a detached supervisor
@@ -169,20 +186,20 @@ def devnet_up(
     if not foreground:
         return _spawn_background(port=port, block_time=block_time, activity_interval=activity_interval,
                                  timelock_delay=timelock_delay, seed=seed, out=out, timeout=startup_timeout,
-                                 governance=governance)
+                                 governance=governance, protocol=protocol)
     stop_event = stop_event or threading.Event()
     restore = _install_signal_handlers(stop_event)
     node = activity = None
     try:
         node, info, activity = start_devnet_background(
             port=port, block_time=block_time, activity_interval=activity_interval,
-            timelock_delay=timelock_delay, seed=seed, write_files=True, governance=governance)
+            timelock_delay=timelock_delay, seed=seed, write_files=True, governance=governance, protocol=protocol)
         _write_pid(supervisor_pid_file(), os.getpid())
         mining = f"a block every {block_time:g} s" if block_time else "automine"
         out(info.summary())
         out(f"anvil pid {node.pid} ({mining}); log {node.log_path}")
         out(f"wrote {paths.devnet_file()}")
-        out(f"synthetic activity every {activity_interval:g} s" if activity_interval else "no synthetic activity")
+        out(f"synthetic activity every {activity_interval:g} s" if activity is not None else "no synthetic activity")
         out("running; stop with Ctrl-C or `vvops devnet down`")
         while not stop_event.wait(0.5):
             if not node.running:
@@ -218,10 +235,10 @@ def _install_signal_handlers(stop_event: threading.Event) -> Callable[[], None]:
 
 def _spawn_background(*, port: int, block_time: float | None, activity_interval: float | None,
                       timelock_delay: int, seed: int | None, out: Out, timeout: float,
-                      governance: str = "eoa") -> DevnetInfo:
+                      governance: str = "eoa", protocol: str = "veritasvault") -> DevnetInfo:
     _check_can_start(port)
     cmd = [sys.executable, "-m", "vvops.devnet", "up", "--port", str(port), "--timelock-delay", str(timelock_delay),
-           "--activity-interval", str(activity_interval or 0), "--governance", governance]
+           "--activity-interval", str(activity_interval or 0), "--governance", governance, "--protocol", protocol]
     cmd += ["--block-time", str(block_time or 0)]
     if seed is not None:
         cmd += ["--seed", str(seed)]
@@ -238,8 +255,12 @@ def _spawn_background(*, port: int, block_time: float | None, activity_interval:
                               f"last output ({log_path}):\n{tail(log_path)}")
         if _read_pid(supervisor_pid_file()) == proc.pid and paths.devnet_file().exists() \
                 and paths.devnet_file().stat().st_mtime >= started - 1:
-            info = load_devnet_file()
-            out(info.summary())
+            if protocol == "openzeppelin":
+                info = json.loads(paths.devnet_file().read_text(encoding="utf-8"))
+                out(f"OpenZeppelin protocol at {info['rpc_url']}: {', '.join(sorted(info['contracts']))}")
+            else:
+                info = load_devnet_file()
+                out(info.summary())
             out(f"devnet running in the background (supervisor pid {proc.pid}); log {log_path}")
             return info
         time.sleep(0.1)
@@ -306,25 +327,27 @@ def devnet_status() -> dict:
                     "contracts": None, "message": ""}
     sup = _read_pid(supervisor_pid_file())
     status["supervisor_pid"] = sup if _alive(sup) else None
+    rpc_url = None
     try:
-        info = load_devnet_file()
-        status["rpc_url"] = info.rpc_url
-        status["contracts"] = info.to_dict()["contracts"]
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        info = None
-        status["message"] = str(error)
+        data = json.loads(paths.devnet_file().read_text(encoding="utf-8"))
+        rpc_url, status["rpc_url"], status["contracts"] = data["rpc_url"], data["rpc_url"], data["contracts"]
+        status["protocol"] = data.get("protocol", "veritasvault")
+    except FileNotFoundError:
+        status["message"] = f"{paths.devnet_file()} does not exist: start a devnet with `vvops devnet up`"
+    except (ValueError, KeyError, TypeError) as error:
+        status["message"] = f"{paths.devnet_file()} is unreadable ({error}): run `vvops devnet up` again"
     if status["pid"] is None:
         status["message"] = status["message"] or "no devnet is running"
         return status
-    if info is not None:
+    if rpc_url is not None:
         try:
-            with Chain(info.rpc_url, timeout=2.0) as chain:
+            with Chain(rpc_url, timeout=2.0) as chain:
                 status["chain_id"] = chain.chain_id()
                 status["block_number"] = chain.block_number()
             status["running"] = True
-            status["message"] = f"devnet running at {info.rpc_url} (anvil pid {status['pid']})"
+            status["message"] = f"devnet running at {rpc_url} (anvil pid {status['pid']})"
         except RpcError as error:
-            status["message"] = f"anvil pid {status['pid']} is alive but {info.rpc_url} does not answer: {error}"
+            status["message"] = f"anvil pid {status['pid']} is alive but {rpc_url} does not answer: {error}"
     else:
         status["message"] = f"anvil pid {status['pid']} is alive but {paths.devnet_file()} is missing"
     return status

@@ -419,7 +419,7 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
     if cfg is not None:
         for name in contracts:
             try:
-                art = cfg.contract(name).artifact
+                art = cfg.contract(name).abi_source
             except Exception:  # noqa: BLE001 - not in contracts.yaml: the follower's default ABI
                 art = None
             if art:

@@ -1,0 +1,93 @@
+"""The OpenZeppelin reference protocol (environment devnet-oz): daily checks, roles, activity, proxies.
+
+Each test that names an issue-12 failure would fail on the code before it: AccessControl roles silently skipped,
+ERC-4626 events raising KeyError('user'), `implementation()` getters that standard proxies lack.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vvops.cli import monitoring_exit_code, run_summary
+
+pytestmark = [pytest.mark.devnet, pytest.mark.prefect, pytest.mark.timeout(900)]
+
+ENV = "devnet-oz"
+ENVIRONMENT_DEPENDENT = ("infrastructure.host",)
+
+
+def _statuses(summary: dict) -> dict[str, str]:
+    return {check["id"]: check["status"] for check in summary["checks"]}
+
+
+def _as(chain, account: str):
+    chain.request("anvil_impersonateAccount", [account])
+    chain.request("anvil_setBalance", [account, hex(10**20)])
+
+
+def test_daily_checks_on_a_healthy_openzeppelin_protocol_are_ok(ops_flows, oz_ops_home, quiet_store, oz_devnet,
+                                                                 fresh_devnet_state):
+    from flows.daily_checks import daily_checks
+
+    vault = fresh_devnet_state.contract("OZVaultV1", oz_devnet.contracts["oz_vault"])
+    user = oz_devnet.accounts.users[0].address
+    vault.transact(user, "withdraw", 10**18, user, user)  # an ERC-4626 Withdraw in the window
+    state = daily_checks(environment=ENV, return_state=True)
+    summary = run_summary(state, state.result())
+    statuses = _statuses(summary)
+    problems = {k: v for k, v in statuses.items() if v != "ok" and not k.startswith(ENVIRONMENT_DEPENDENT)}
+    assert problems == {}
+    for expected in ("protocol.contract_state.oz_vault.role.GOVERNANCE_ROLE",
+                     "protocol.contract_state.oz_vault.role.GUARDIAN_ROLE",
+                     "protocol.contract_state.oz_timelock.role.PROPOSER_ROLE",
+                     "protocol.contract_state.oz_vault.implementation",
+                     "protocol.contract_state.oz_vault_transparent.implementation",
+                     "protocol.contract_state.oz_vault_beacon.implementation",
+                     "protocol.contract_state.oz_vault.parameter.feeBps",
+                     "protocol.onchain_activity.oz_vault"):
+        assert any(k.startswith(expected) for k in statuses), expected
+    assert monitoring_exit_code(summary) in (0, 1)
+
+
+def test_a_role_granted_to_a_stranger_is_crit(ops_flows, oz_ops_home, quiet_store, oz_devnet, fresh_devnet_state):
+    """Issue 12: `roles` only knew getter → address; a GUARDIAN_ROLE granted to a stranger was never reported."""
+    from flows.daily_checks import daily_checks
+
+    chain = fresh_devnet_state
+    timelock = oz_devnet.contracts["oz_timelock"]
+    vault = chain.contract("OZVaultV1", oz_devnet.contracts["oz_vault"])
+    _as(chain, timelock)
+    vault.transact(timelock, "grantRole", vault.call("GUARDIAN_ROLE"), oz_devnet.accounts.attacker.address)
+    summary = daily_checks(environment=ENV)
+    checks = {c["id"]: c for c in summary["checks"]}
+    guardian = checks["protocol.contract_state.oz_vault.role.GUARDIAN_ROLE"]
+    assert guardian["status"] == "crit"
+    assert oz_devnet.accounts.attacker.address in guardian["message"]
+    assert monitoring_exit_code(summary) == 2
+
+
+def test_an_expected_holder_that_lost_its_role_is_crit(ops_flows, oz_ops_home, quiet_store, oz_devnet,
+                                                         fresh_devnet_state):
+    from flows.daily_checks import daily_checks
+
+    chain = fresh_devnet_state
+    guardian = oz_devnet.accounts.guardian.address
+    vault = chain.contract("OZVaultV1", oz_devnet.contracts["oz_vault"])
+    vault.transact(guardian, "renounceRole", vault.call("GUARDIAN_ROLE"), guardian)
+    statuses = _statuses(daily_checks(environment=ENV))
+    assert statuses["protocol.contract_state.oz_vault.role.GUARDIAN_ROLE"] == "crit"
+
+
+def test_a_rogue_implementation_behind_the_uups_proxy_exits_crit(ops_flows, oz_ops_home, quiet_store, oz_devnet,
+                                                                  fresh_devnet_state):
+    from flows.daily_checks import daily_checks
+    from vvops.chain.proxies import IMPLEMENTATION_SLOT
+
+    rogue = "0x000000000000000000000000000000000000bAD2"
+    fresh_devnet_state.request("anvil_setCode", [rogue, "0x60006000fd"])
+    fresh_devnet_state.request("anvil_setStorageAt", [oz_devnet.contracts["oz_vault"], IMPLEMENTATION_SLOT,
+                                                      "0x" + rogue[2:].lower().rjust(64, "0")])
+    state = daily_checks(environment=ENV, return_state=True)
+    summary = run_summary(state, state.result(raise_on_failure=False))
+    assert _statuses(summary)["protocol.contract_state.oz_vault.implementation"] == "crit"
+    assert monitoring_exit_code(summary) == 2
