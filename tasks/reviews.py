@@ -178,6 +178,24 @@ def _devnet_accounts(devnet_json: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _access_control_holders(cfg, rpc, from_block: int, to_block: int, *, skip: str) -> dict[str, dict[str, Any]]:
+    """Every access-control contract deployed here (but `skip`): expected role holders and the holders replayed
+    from its RoleGranted/RoleRevoked events, by role name."""
+    from vvops.chain.access import read_role_holders, role_names
+    from vvops.config import resolve_deployment
+
+    out: dict[str, dict[str, Any]] = {}
+    for spec in cfg.contracts.deployed_in(cfg.environment):
+        if spec.access != "access-control" or spec.name == skip:
+            continue
+        dep = resolve_deployment(cfg, spec.name)
+        names = role_names(dep.role_holders)
+        held = read_role_holders(rpc, address=dep.address, from_block=from_block, to_block=to_block)[dep.address]
+        out[spec.name] = {"expected": {r: list(h) for r, h in dep.role_holders.items()},
+                          "holders": {names.get(r, r): sorted(h) for r, h in held.items()}}
+    return out
+
+
 @task(name="read-access-state")
 def read_access_state(*, environment: str) -> dict[str, Any]:
     """On-chain roles for the access review: the vault's role getters and ERC-1967 implementation, and the
@@ -190,35 +208,38 @@ def read_access_state(*, environment: str) -> dict[str, Any]:
     from tasks.runtime import ops_config, rpc_client
     from vvops.chain.logs import EventDecoder, fetch_logs
     from vvops.chain.reader import ViewCall, read_views
-    from vvops.config import resolve_deployment
+    from vvops.config import resolve_deployment, resolve_purpose
     from vvops.config.loader import load_devnet_json
     from vvops.config.schema import FROM_DEVNET_PREFIX
     from vvops.chain.abi import contract_abi
     from vvops.reviews.access import TIMELOCK_ROLES, ZERO_ADDRESS, replay_role_events
 
     cfg = ops_config(environment)
-    vault = resolve_deployment(cfg, "vault")
-    timelock = resolve_deployment(cfg, "timelock")
-    raw_timelock = cfg.contract("timelock").deployment(cfg.environment)
+    vault_name, timelock_name = cfg.contract_for("pause-target").name, cfg.contract_for("governance-timelock").name
+    vault = resolve_deployment(cfg, vault_name)
+    timelock = resolve_deployment(cfg, timelock_name)
+    raw_timelock = cfg.contract(timelock_name).deployment(cfg.environment)
     devnet_json: dict[str, Any] = {}
     if raw_timelock.address.startswith(FROM_DEVNET_PREFIX):
         devnet_json = load_devnet_json()
     accounts = _devnet_accounts(devnet_json)
     labels = {addr: name for name, addr in accounts.items()}
-    labels.update({vault.address: "vault", timelock.address: "timelock"})
+    labels.update({vault.address: vault_name, timelock.address: timelock_name})
     # What config expects of the timelock: governance proposes, executes and cancels; the timelock administers
     # itself (deployed with admin = address(0)). Only the devnet names its governance account (devnet.json).
     governance = [to_checksum_address(accounts["governance"])] if "governance" in accounts else []
     expected_timelock = {"DEFAULT_ADMIN_ROLE": [timelock.address], "PROPOSER_ROLE": governance,
                          "EXECUTOR_ROLE": governance, "CANCELLER_ROLE": governance}
+    if timelock.role_holders:  # contracts.yaml says who holds the timelock's roles: that wins (any environment)
+        expected_timelock = {role: list(holders) for role, holders in timelock.role_holders.items()}
     expected = {"vault_roles": dict(vault.roles), "approved_implementations": list(vault.approved_implementations),
                 "timelock": expected_timelock, "labels": labels}
     try:
-        state = read_contract_state.fn(environment=environment, contract="vault")
+        state = read_contract_state.fn(environment=environment, contract=vault_name)
         from_block = int(devnet_json.get("deployed_at_block") or raw_timelock.deployed_block or 0)
         with rpc_client(environment) as rpc:
             head = int(rpc.call("eth_blockNumber", []), 16)
-            abi = contract_abi("Timelock")
+            abi = contract_abi(cfg.contract(timelock_name).abi_source)
             decoder = EventDecoder(abi.abi if hasattr(abi, "abi") else abi)
             topics = [[decoder.topic("RoleGranted"), decoder.topic("RoleRevoked")]]
             events = decoder.decode_all(fetch_logs(rpc, address=timelock.address, from_block=from_block,
@@ -228,7 +249,8 @@ def read_access_state(*, environment: str) -> dict[str, Any]:
             candidates = list(dict.fromkeys(to_checksum_address(a) for a in [
                 *accounts.values(), *vault.roles.values(), timelock.address, vault.address, ZERO_ADDRESS,
                 *(h for hs in replayed.values() for h in hs)]))
-            multicall = resolve_deployment(cfg, "multicall").address
+            multicall = resolve_purpose(cfg, "multicall").address
+            access_control = _access_control_holders(cfg, rpc, from_block, head, skip=timelock_name)
             calls = [ViewCall(key=f"{role}|{addr}", target=timelock.address, signature="hasRole(bytes32,address)",
                              returns=("bool",), args=(role_id, addr))
                      for role, role_id in TIMELOCK_ROLES.items() for addr in candidates]
@@ -248,10 +270,12 @@ def read_access_state(*, environment: str) -> dict[str, Any]:
                 unconfirmed.append({"role": role, "holder": h})  # granted in logs, hasRole says no (or failed)
     return {
         "available": True,
-        "vault_roles": {role: state["values"].get(role) for role in dict.fromkeys([*vault.roles, "owner", "guardian"])},
+        "vault_roles": {role: state["values"].get(role) for role in dict.fromkeys(
+            [*vault.roles, *(("owner", "guardian") if cfg.contract(vault_name).access == "ownable" else ())])},
         "implementation": state.get("implementation"),
         "timelock_holders": {role: hs for role, hs in holders.items() if hs},
         "events": len(events), "from_block": from_block, "to_block": head, "unconfirmed": unconfirmed,
+        "access_control": access_control,
         "expected": expected,
     }
 

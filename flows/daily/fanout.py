@@ -50,7 +50,7 @@ def contract_spec(kind: str = "vault", environment: str = "devnet") -> dict[str,
         *spec.getters, *roles, *expect, *(p.getter for p in spec.parameters.values()),
         *(g for inv in spec.invariants for g in (inv.left, inv.right) if g),
     ]))
-    abi = contract_abi(spec.artifact)
+    abi = contract_abi(spec.abi_source)
     getters = []
     for name in names:
         try:

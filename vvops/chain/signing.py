@@ -209,6 +209,16 @@ class KeystoreSigner(_NoPickle):
             del key
 
 
+def _runs_on_devnet(environment: str) -> bool:
+    """Whether the environment's RPC is `from-devnet` (devnet, devnet-oz, ...): the devnet's well-known keys sign."""
+    try:
+        from vvops.config import load_config
+
+        return load_config(environment=environment).env.uses_devnet
+    except Exception:  # noqa: BLE001 - an unknown or invalid environment gets no devnet keys
+        return False
+
+
 def signer_for_role(environment: str, role: str, *, chain_id: int | None = None,
                     devnet_json: dict | None = None, environ: dict[str, str] | None = None) -> Signer:
     """The signer for `role` in `environment` (see the module docstring for the variables read)."""
@@ -221,7 +231,7 @@ def signer_for_role(environment: str, role: str, *, chain_id: int | None = None,
         raise SigningError(f"{prefix}SAFE is no longer read: a Safe is configured in environments.yaml "
                            "(environments.<env>.safe) and its proposals, owners' confirmations and execution live in "
                            "the ops store (docs/deployment.md, \"Connecting a Safe\")")
-    if environment == "devnet":
+    if environment == "devnet" or _runs_on_devnet(environment):
         return LocalKeySigner.from_devnet(role, devnet_json)
     raise SigningError(f"no signer configured for role {role!r} in {environment}: set {prefix}KEYSTORE "
                        f"(+ {prefix}PASSWORD_ENV or {prefix}PASSWORD_SECRET)")

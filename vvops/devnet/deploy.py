@@ -130,6 +130,9 @@ class DevnetInfo:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DevnetInfo":
         c, a = data["contracts"], data["accounts"]
+        if data.get("protocol") == "openzeppelin" and "vault" not in c:
+            raise ValueError("this devnet runs the OpenZeppelin reference protocol (devnet.json protocol: "
+                             "openzeppelin): use `-e devnet-oz`, or start ours with `vvops devnet up`")
         one = DevnetAccount.from_dict
         return cls(
             rpc_url=data["rpc_url"],

@@ -110,6 +110,25 @@ def access_review(
     return rows
 
 
+def access_control_rows(contract: str, *, expected: Mapping[str, Sequence[str]], holders: Mapping[str, Sequence[str]],
+                        labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Rows for one AccessControl contract: every current holder (replayed RoleGranted/RoleRevoked) against the
+    holders contracts.yaml expects (`role_holders`), and every expected holder that lacks its role."""
+    names = {k.lower(): v for k, v in (labels or {}).items()}
+    rows: list[dict[str, Any]] = []
+    for role in dict.fromkeys([*expected, *holders]):
+        wanted, held = list(expected.get(role, ())), list(holders.get(role, ()))
+        for holder in held:
+            ok = any(_same(holder, e) for e in wanted)
+            note = names.get(holder.lower(), "") if ok else (
+                "no holders configured for this role" if role not in expected else "not in config (a stranger)")
+            rows.append(_row(contract, role, holder, ", ".join(wanted), ok, note))
+        for e in wanted:
+            if not any(_same(h, e) for h in held):
+                rows.append(_row(contract, role, None, e, False, f"expected holder {names.get(e.lower(), e)} lacks the role"))
+    return rows
+
+
 def access_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     return {"rows": len(rows), "ok": sum(1 for r in rows if r["ok"]), "flagged": sum(1 for r in rows if not r["ok"])}
 
@@ -126,6 +145,9 @@ def access_section(state: Mapping[str, Any]) -> dict[str, Any]:
         implementation=state.get("implementation"), approved_implementations=exp.get("approved_implementations") or (),
         timelock_holders=state.get("timelock_holders") or {}, expected_timelock_holders=exp.get("timelock") or {},
         labels=exp.get("labels"))
+    for contract, roles in (state.get("access_control") or {}).items():
+        rows += access_control_rows(contract, expected=roles.get("expected") or {}, holders=roles.get("holders") or {},
+                                    labels=exp.get("labels"))
     for u in state.get("unconfirmed") or []:
         rows.append(_row("timelock", u["role"], u["holder"], "", False, "granted in logs but hasRole is false"))
     return {"available": True, "error": None, "rows": rows, "summary": access_summary(rows),
