@@ -134,15 +134,18 @@ def test_watcher_rules_fire_on_the_openzeppelin_contracts(oz_ops_home, oz_devnet
 
     chain = fresh_devnet_state
     c = oz_devnet.contracts
-    sink, stop = ListSink(), threading.Event()
+    sink, stop, following = ListSink(), threading.Event(), threading.Event()
     wcfg = load_watcher_config(overrides={"follower": {"poll_interval_s": 0.2, "rpc_timeout_s": 2.0}})
     kwargs = dict(environment=ENV, stop_event=stop, store_url=sqlite_store_url, rpc_urls=[oz_devnet.rpc_url],
                   contracts={"oz_vault": c["oz_vault"], "oz_timelock": c["oz_timelock"]}, chain_id=31337,
-                  confirmations=1, watcher_config=wcfg, sinks=[sink], emit_events=False)
+                  confirmations=1, watcher_config=wcfg, sinks=[sink], emit_events=False,
+                  on_block=lambda block, alerts: following.set())
     thread = threading.Thread(target=run_watcher, kwargs=kwargs, daemon=True)
     thread.start()
     try:
-        chain.request("evm_mine", [])
+        # the watcher starts at the head: let it follow a block before the changes are made
+        wait_until(lambda: chain.request("evm_mine", []) is not None and following.wait(0.5), timeout=60,
+                   what="the watcher following the chain")
         vault = chain.contract("OZVaultV1", c["oz_vault"])
         _as(chain, c["oz_timelock"])
         vault.transact(c["oz_timelock"], "setFeeBps", 37)
