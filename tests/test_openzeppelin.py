@@ -140,7 +140,15 @@ def test_watcher_rules_fire_on_the_openzeppelin_contracts(oz_ops_home, oz_devnet
                   contracts={"oz_vault": c["oz_vault"], "oz_timelock": c["oz_timelock"]}, chain_id=31337,
                   confirmations=1, watcher_config=wcfg, sinks=[sink], emit_events=False,
                   on_block=lambda block, alerts: following.set())
-    thread = threading.Thread(target=run_watcher, kwargs=kwargs, daemon=True)
+    errors: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            run_watcher(**kwargs)
+        except BaseException as error:  # noqa: BLE001 - surfaced below
+            errors.append(error)
+
+    thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:
         # the watcher starts at the head: let it follow a block before the changes are made
@@ -158,7 +166,8 @@ def test_watcher_rules_fire_on_the_openzeppelin_contracts(oz_ops_home, oz_devnet
             return {(a.rule, a.severity, a.contract) for a in sink.alerts}
 
         wait_until(lambda: {("unapproved_parameter_change", "P0", "oz_vault"), ("role_granted", "P1", "oz_vault"),
-                            ("vault_paused", "P1", "oz_vault")} <= rules(), timeout=60, what="OZ watcher alerts")
+                            ("vault_paused", "P1", "oz_vault")} <= rules(), timeout=60,
+                   what=f"OZ watcher alerts (so far {sorted(rules())}; watcher errors {errors})")
         fee = next(a for a in sink.alerts if a.rule == "unapproved_parameter_change")
         assert "feeBps" in fee.annotations["summary"] and "37" in fee.annotations["summary"]
         assert encode_param_name("feeBps")  # the vault writes names the same way as ours

@@ -145,18 +145,19 @@ def _deploy(chain: Chain, timelock_delay: int, fee_bps: int, deposit_cap: int, s
     vaults = [addr["oz_vault"], addr["oz_vault_transparent"], addr["oz_vault_beacon"]]
     user_nonces = [int(n, 16) for n in chain.batch([("eth_getTransactionCount", [u.address, "pending"])
                                                     for u in accounts.users])]
-    _send_and_wait(chain, [{"sender": u.address, "to": addr["oz_asset"], "gas": _GAS_CALL, "nonce": n + i,
-                            "data": asset_abi.encode_call("approve", v, MAX_UINT256)}
-                           for u, n in zip(accounts.users, user_nonces) for i, v in enumerate(vaults)],
-                   timeout, "approve")
+    # One transaction per sender per round: within one JSON-RPC batch anvil may take nonce n+1 before n and then
+    # leave it queued on an automining node (see deploy._send_and_wait).
+    for i, v in enumerate(vaults):
+        _send_and_wait(chain, [{"sender": u.address, "to": addr["oz_asset"], "gas": _GAS_CALL, "nonce": n + i,
+                                "data": asset_abi.encode_call("approve", v, MAX_UINT256)}
+                               for u, n in zip(accounts.users, user_nonces)], timeout, "approve")
     if seed_deposits:
         # every user into the UUPS vault; the first two also into the transparent and beacon variants
-        txs = []
-        for j, (u, n, amount) in enumerate(zip(accounts.users, user_nonces, SEED_DEPOSITS)):
-            targets = vaults if j < 2 else vaults[:1]
-            txs += [{"sender": u.address, "to": v, "gas": _GAS_CALL, "nonce": n + len(vaults) + i,
-                     "data": vault_abi.encode_call("deposit", amount, u.address)} for i, v in enumerate(targets)]
-        _send_and_wait(chain, txs, timeout, "seed")
+        for i, v in enumerate(vaults):
+            depositors = list(zip(accounts.users, user_nonces, SEED_DEPOSITS))[: None if i == 0 else 2]
+            _send_and_wait(chain, [{"sender": u.address, "to": v, "gas": _GAS_CALL, "nonce": n + len(vaults) + i,
+                                    "data": vault_abi.encode_call("deposit", amount, u.address)}
+                                   for u, n, amount in depositors], timeout, "seed")
 
     info = OzDevnetInfo(rpc_url=chain.rpc_url, chain_id=chain.chain_id(), deployed_at_block=deployed_at_block,
                         timelock_delay=timelock_delay, contracts=addr, accounts=accounts)

@@ -416,10 +416,18 @@ def run_watcher(*, environment: str = "devnet", stop_event: threading.Event, eng
     rpc_urls, contracts, chain_id, confirmations, deployed_at, cfg = _resolve_targets(
         environment, rpc_urls, contracts, chain_id, confirmations, wcfg)
     artifacts: dict[str, str] = {}
-    if cfg is not None:
+    abi_cfg = cfg
+    if abi_cfg is None:  # every target given explicitly: the ABIs still come from contracts.yaml when it knows them
+        try:
+            from vvops.config import load_config
+
+            abi_cfg = load_config(environment=environment)
+        except Exception:  # noqa: BLE001 - no usable config: the follower's default ABIs
+            abi_cfg = None
+    if abi_cfg is not None:
         for name in contracts:
             try:
-                art = cfg.contract(name).abi_source
+                art = abi_cfg.contract(name).abi_source
             except Exception:  # noqa: BLE001 - not in contracts.yaml: the follower's default ABI
                 art = None
             if art:
