@@ -71,8 +71,9 @@ def _stage_schedule(change_id: str, environment: str, contract: str, address: st
 
     if plan != [environment]:
         return None
-    return {"schedule_key": upgrade_key(change_id, environment, "schedule"), "target": contract,
-            "data": upgrade_call(ops_config(environment).contract(contract).artifact, address)}
+    call = upgrade_call(environment, contract, address)  # per proxy kind: the proxy, its ProxyAdmin or its beacon
+    return {"schedule_key": upgrade_key(change_id, environment, "schedule"), "target": call["to"],
+            "data": call["data"]}
 
 
 def _checklist_md(contract: str, address: str, artifact: str, current: str | None, checklist: dict[str, bool],
