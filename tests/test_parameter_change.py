@@ -59,6 +59,11 @@ def _start(flow_in_thread, engine, new_value: int, proposer: str = "priya"):
     return thread, run_id
 
 
+@pytest.fixture(autouse=True)
+def _clean_parameter_history(no_recent_parameter_changes):
+    """Every test here judges its change against an empty history (cooldown, relative change)."""
+
+
 def _answer(run_id: str, approver: str, decision: str = "approve") -> None:
     resume_signed(run_id, None, approver, decision, reason="test")
 

@@ -32,6 +32,15 @@ def _chain_actions(engine) -> int:
 
 
 @pytest.mark.devnet
+def _proposed(new_value) -> dict:
+    """The flow's parameters with priya's signed proposal (the proposer must be proven before anything runs)."""
+    from flows.parameter_change import parameter_change
+    from tests.fixtures.approval_fixtures import signed_proposal
+
+    params = dict(parameter="feeBps", new_value=new_value, proposer="priya")
+    return {**params, **signed_proposal(parameter_change, "parameter_change", "priya", params)}
+
+
 @pytest.mark.prefect
 @pytest.mark.parametrize(("new_value", "rule", "message"), [
     (100, "procedures.parameter_changes.max_relative_change_pct", r"30 → 100 moves it by 233.3 %, more than the 50 %"),
@@ -44,7 +53,7 @@ def test_a_proposal_beyond_a_limit_is_refused_and_audited(ops_flows, feebps_hist
 
     sent_before = _chain_actions(feebps_history)
     with pytest.raises(ProposalRejected, match=message):
-        parameter_change(parameter="feeBps", new_value=new_value, proposer="dana", environment="devnet")
+        parameter_change(**_proposed(new_value), environment="devnet")
     assert _last_refusal(feebps_history)["rule"] == rule
     assert _chain_actions(feebps_history) == sent_before
 
@@ -60,7 +69,7 @@ def test_a_change_inside_the_cooldown_is_refused(ops_flows, feebps_history, fres
             proposer="amara", status="verified", created_at=datetime.now(timezone.utc),
             updated_at=datetime.now(timezone.utc), executed_at=datetime.now(timezone.utc) - timedelta(minutes=26)))
     with pytest.raises(ProposalRejected, match="24 h cooldown ends at"):
-        parameter_change(parameter="feeBps", new_value=35, proposer="dana", environment="devnet")
+        parameter_change(**_proposed(35), environment="devnet")
     refusal = _last_refusal(feebps_history)
     assert refusal["rule"] == "procedures.parameter_changes.cooldown_hours"
 
@@ -115,7 +124,7 @@ def test_a_rerun_of_a_crashed_change_resumes_it_and_schedules_once(ops_flows, fe
         thread.join()
     monkeypatch.setattr(module, "run_through_timelock", real)
 
-    result = module.parameter_change(parameter="feeBps", new_value=41, proposer="dana", environment="devnet")
+    result = module.parameter_change(**_proposed(41), environment="devnet")
 
     key = change_base_id("devnet", "vault", "feeBps", 41)
     assert result["status"] == "applied" and result["change_id"] == key and result["approvers"] == ["daniel"]

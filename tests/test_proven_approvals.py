@@ -57,7 +57,7 @@ def _fee(chain, devnet) -> int:
 
 @pytest.mark.devnet
 def test_forged_decisions_through_the_bare_api_are_refused_audited_and_send_nothing(
-        strict_identity, ops_flows, ops_store_engine, prefect_api, devnet, fresh_devnet_state, flow_in_thread,
+        strict_identity, no_recent_parameter_changes, ops_flows, ops_store_engine, prefect_api, devnet, fresh_devnet_state, flow_in_thread,
         monkeypatch):
     from sqlalchemy import delete
 
