@@ -82,7 +82,7 @@ def test_output_piped_into_head_ends_quietly():
 @pytest.mark.devnet
 @pytest.mark.prefect
 def test_a_refused_proposal_run_from_the_cli_is_one_line_not_a_traceback(ops_flows, prefect_api):
-    result = _vvops("run", "parameter-change", "-p", "parameter=feeBps", "-p", "new_value=true", "-p", "proposer=dana",
+    result = _vvops("run", "parameter-change", "-p", "parameter=feeBps", "-p", "new_value=true", "-p", "proposer=priya",
                     env={"PREFECT_API_URL": prefect_api, "VVOPS_HOME": str(ops_flows)})
     output = result.stdout + result.stderr
     assert result.returncode == 3 and "Traceback" not in output, output
@@ -102,5 +102,5 @@ def test_a_refused_cli_action_is_audited(tmp_path):
     with engine.connect() as conn:
         actor, action, details = conn.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.details)).one()
     engine.dispose()
-    assert (actor, action, details["rule"]) == ("mallory", "cli.refused", "roster")
+    assert (actor, action, details["rule"]) == ("mallory", "checklist.confirm.refused", "unknown_person")
     assert len(str(details)) < 4096

@@ -71,7 +71,7 @@ def test_forged_decisions_through_the_bare_api_are_refused_audited_and_send_noth
     run = flow_in_thread(parameter_change, **params, environment="devnet", approval_poll_interval=0.5,
                          **signed_proposal(parameter_change, "parameter_change", "kwame", params))
     run_id = approval_run_id(ops_store_engine, "vault.feeBps: 30 → 40")
-    key = run.wait_paused(run_id)
+    key = run.wait_paused(run_id, timeout=120)
     rid = open_request_id(ops_store_engine, run_id)
 
     # 1. the old attack: a typed approver. The form has no such field and needs a signature: Prefect refuses it
@@ -95,7 +95,7 @@ def test_forged_decisions_through_the_bare_api_are_refused_audited_and_send_noth
     ]
     for attempt in attempts:
         assert _raw_resume(prefect_api, run_id, attempt)["status"] == "ACCEPT"
-        key = run.wait_paused(run_id, after=key)
+        key = run.wait_paused(run_id, after=key, timeout=120)
     assert service.get_state(ops_store_engine, rid).status == "pending"
     assert _fee(fresh_devnet_state, devnet) == 30
     with ops_store_engine.connect() as conn:
