@@ -28,10 +28,10 @@ def add_commands(sub: Any, port_type: Any) -> None:
 def _build(environment: str, out: Path | None) -> tuple[dict[str, Any], Path]:
     from vvops.config import load_config
     from vvops.status_page import build_status_page, default_site_dir
-    from vvops.store import default_store_url, make_engine
+    from vvops.store import make_engine
 
     cfg = load_config(environment=environment)
-    engine = make_engine(default_store_url(cfg.store.url))
+    engine = make_engine(cfg.store.resolved_url().get_secret_value())  # VVOPS_STORE_URL wins, as everywhere
     try:
         out_dir = out or default_site_dir(environment)
         return build_status_page(engine=engine, cfg=cfg, out_dir=out_dir), out_dir
