@@ -51,7 +51,7 @@ def _load_block(block_type, name: str):
     if run_id is not None and key in _BLOCKS:
         return _BLOCKS[key]
     try:
-        block = block_type.load(name)
+        block = block_type.load(name, _sync=True)  # sync even when called under a running event loop (Playwright, Jupyter)
     except ValueError:  # Prefect raises ValueError when no block document has this name
         block = None
     if run_id is not None:

@@ -33,6 +33,7 @@ DEFAULT_CHANNELS = {
     "C0000INC": "vv-incidents",
     "C000APPRV": "vv-approvals",
     "C000REPRT": "vv-reports",
+    "C000AUDIT": "vv-audit",
 }
 
 

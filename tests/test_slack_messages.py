@@ -54,6 +54,8 @@ CASES = {
                                   "starts_at": "2026-11-26T06:01:00+00:00", "ends_at": None, "count": 1}]),
     "alert.acknowledged": dict(text="mei acknowledged Vault paused (via slack)", summary="acknowledged by mei",
                                alert_id=7, fingerprint="f1e2d3c4b5a6978877", by="mei", source="slack", severity="P1"),
+    "audit_anchor": dict(environment="devnet", rows=128, head_hash="9f2c4e1a77b0d3e5", at="2026-11-30 09:00 UTC",
+                         devnet_key=True),
 }
 # where each goes: (channel, thread_key)
 ROUTES = {
@@ -69,6 +71,7 @@ ROUTES = {
     "oncall_handoff": ("#vv-ops", None),
     "alert.firing": ("#vv-alerts", "alert-group:ab12"),
     "alert.acknowledged": ("#vv-alerts", "alert-group:ab12"),
+    "audit_anchor": ("#vv-audit", None),
 }
 
 EXPECTED = {'check_failure': {'text': 'CRIT: vault.paused on devnet — Vault is paused',
@@ -224,7 +227,17 @@ EXPECTED = {'check_failure': {'text': 'CRIT: vault.paused on devnet — Vault is
                                                'elements': [{'type': 'mrkdwn', 'text': 'alert `7`'},
                                                             {'type': 'mrkdwn', 'text': 'fingerprint `f1e2d3c4b5a6`'},
                                                             {'type': 'mrkdwn', 'text': 'via slack'},
-                                                            {'type': 'mrkdwn', 'text': 'escalation stopped'}]}]}}
+                                                            {'type': 'mrkdwn', 'text': 'escalation stopped'}]}]},
+            'audit_anchor': {'text': 'audit log head on devnet: 128 rows, hash 9f2c4e1a77b0d3e5',
+                             'blocks': [{'type': 'section',
+                                         'text': {'type': 'mrkdwn',
+                                                  'text': ':lock: *Audit head* devnet: `128` rows, `9f2c4e1a77b0d3e5`'}},
+                                        {'type': 'context',
+                                         'elements': [{'type': 'mrkdwn', 'text': '2026-11-30 09:00 UTC'},
+                                                      {'type': 'mrkdwn',
+                                                       'text': 'verify: `vvops store verify-audit --anchor '
+                                                               '128:9f2c4e1a77b0d3e5`'},
+                                                      {'type': 'mrkdwn', 'text': 'devnet key (not secret)'}]}]}}
 
 
 def test_every_kind_has_a_golden_payload():

@@ -97,6 +97,35 @@ def test_config_check_names_a_component_check_that_does_not_exist(tmp_path):
 CHROMIUM = "/usr/bin/chromium"
 
 
+def test_the_served_page_is_never_a_stale_304_and_nothing_outside_status_is_served(tmp_path):
+    """A page rewritten within the same second must reach a reader who reloads: no 304 from Last-Modified."""
+    import functools
+    import http.server
+    import threading
+
+    from vvops.status_page.cli import _StatusHandler
+
+    (tmp_path / "index.html").write_text("<p>v1</p>")
+    (tmp_path.parent / "secret.txt").write_text("no")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_StatusHandler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        first = httpx.get(f"{base}/status/")
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+        (tmp_path / "index.html").write_text("<p>v2</p>")  # same second: Last-Modified unchanged
+        again = httpx.get(f"{base}/status/", headers={"If-Modified-Since": first.headers["last-modified"]})
+        assert again.status_code == 200 and again.text == "<p>v2</p>"
+        head = httpx.head(f"{base}/status/index.html")
+        assert head.status_code == 200 and head.content == b""
+        assert httpx.get(f"{base}/").status_code == 302
+        assert httpx.get(f"{base}/secret.txt").status_code == 404
+        assert httpx.get(f"{base}/status/../secret.txt").status_code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install -y chromium")

@@ -173,7 +173,7 @@ class KeystoreSigner(_NoPickle):
         try:
             from prefect.blocks.system import Secret
 
-            return str(Secret.load(self.password_secret).get())
+            return str(Secret.load(self.password_secret, _sync=True).get())
         except Exception as exc:  # noqa: BLE001
             raise SigningError(f"keystore password: cannot load Secret block {self.password_secret!r}: "
                                f"{type(exc).__name__}") from None

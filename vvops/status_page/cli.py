@@ -47,22 +47,36 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 class _StatusHandler(http.server.SimpleHTTPRequestHandler):
-    """Files of the site folder under /status/; `/` redirects there. Nothing else is served."""
+    """Files of the site folder under /status/; `/` redirects there. Nothing else is served.
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    Every answer is revalidated in full (no 304): the page can be rewritten twice within a second (an incident
+    mitigated, then resolved), and http.server's Last-Modified has one-second resolution, so a conditional GET
+    would keep showing readers the older page."""
+
+    def _route(self) -> bool:
         if self.path in ("/", "/status"):
             self.send_response(302)
             self.send_header("Location", "/status/")
             self.end_headers()
-            return
+            return False
         if not self.path.startswith("/status/"):
             self.send_error(404)
-            return
+            return False
         self.path = self.path.removeprefix("/status") or "/"
-        super().do_GET()
+        del self.headers["If-Modified-Since"]
+        return True
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self._route():
+            super().do_GET()
 
     def do_HEAD(self) -> None:  # noqa: N802
-        self.do_GET()
+        if self._route():
+            super().do_HEAD()
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per request is noise here
         pass
