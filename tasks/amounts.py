@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from tasks.policies import NETWORK_RETRIES
 from tasks.runtime import ops_config, rpc_client
 from vvops.chain.reader import ViewCall, read_views
-from vvops.config import resolve_deployment
+from vvops.config import resolve_purpose
 from vvops.procedures.amounts import amount_formatter, asset_amount_keys
 
 
@@ -18,7 +18,7 @@ def asset_display(*, environment: str, asset: str | None) -> dict[str, Any]:
     """{symbol, decimals} of the token at `asset` (empty symbol, decimals None when it cannot be read)."""
     if not asset:
         return {"symbol": "", "decimals": None}
-    multicall = resolve_deployment(ops_config(environment), "multicall").address
+    multicall = resolve_purpose(ops_config(environment), "multicall").address
     with rpc_client(environment) as rpc:
         got = read_views(rpc, multicall=multicall, calls=[ViewCall("symbol", asset, "symbol()", ("string",)),
                                                           ViewCall("decimals", asset, "decimals()", ("uint8",))])

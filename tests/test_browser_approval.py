@@ -32,9 +32,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.timeout(600),
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install -y chromium"),
-    # Quarantined at the end of the 2026-11-30 session: the form now takes a signed decision (issue 13) and this
-    # test's new steps (pick the decision, paste the signature) failed on the final main; see the closing note.
-    pytest.mark.skip(reason="quarantined: the signed-decision form's browser steps are not yet verified"),
 ]
 
 FLOW_CODE = """

@@ -79,7 +79,6 @@ def test_output_piped_into_head_ends_quietly():
     assert result.stderr == "", result.stderr
 
 
-@pytest.mark.skip(reason="quarantined: the refused run's engine traceback still reaches the console of vvops run; see the closing note")
 @pytest.mark.devnet
 @pytest.mark.prefect
 def test_a_refused_proposal_run_from_the_cli_is_one_line_not_a_traceback(ops_flows, prefect_api):

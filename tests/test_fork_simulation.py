@@ -56,7 +56,8 @@ def _add_environment(config_dir: Path, name: str, rpc_url: str, devnet_json: dic
 
     envs_path, contracts_path = config_dir / "environments.yaml", config_dir / "contracts.yaml"
     envs = yaml.safe_load(envs_path.read_text())
-    envs["environments"][name] = {**envs["environments"]["devnet"], "description": f"stand-in real chain {name}",
+    devnet = {k: v for k, v in envs["environments"]["devnet"].items() if k != "safe"}  # this chain has no Safe
+    envs["environments"][name] = {**devnet, "description": f"stand-in real chain {name}",
                                   "chain_id": REAL_CHAIN_ID, "rpc_urls": [rpc_url]}
     envs_path.write_text(yaml.safe_dump(envs, sort_keys=False))
     contracts = yaml.safe_load(contracts_path.read_text())
@@ -186,28 +187,27 @@ def _reject(run_id: str) -> None:
     resume_flow_run(uuid.UUID(run_id), run_input={"decision": "reject", "approver": "daniel", "reason": "test"})
 
 
-@pytest.mark.skip(reason="quarantined: proposes as an off-roster person and beyond the 50 % relative limit, both refused since the proven-proposer and limits rules merged; see the closing note")
 @pytest.mark.devnet
 @pytest.mark.prefect
 def test_a_parameter_change_on_a_real_chain_is_simulated_on_a_fork_its_watcher_never_sees(
-        ops_flows, ops_store_engine, real_chain, watched, flow_in_thread):
+        ops_flows, ops_store_engine, no_recent_parameter_changes, real_chain, watched, flow_in_thread):
     from flows.parameter_change import parameter_change
 
     node, recording = real_chain["node"], real_chain["recording"]
     seen, watcher = watched
     head = int(_rpc(node.rpc_url, "eth_blockNumber"), 16)
     recording.methods.clear()
-    thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=55, proposer="dana",
+    thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=42, proposer="priya",
                             environment="realchain", approval_poll_interval=0.5)
-    subject = "vault.feeBps: 30 → 55"
+    subject = "vault.feeBps: 30 → 42"
     run_id = approval_run_id(ops_store_engine, subject, timeout=300)
     thread.wait_paused(run_id, timeout=300)
 
     impact = _impact_audit(ops_store_engine)
     assert impact["simulated"] is True and impact["ok"] is True
-    assert impact["summary"].startswith("feeBps 30 → 55")
+    assert impact["summary"].startswith("feeBps 30 → 42")
     approval = _outbox_approval_text(ops_store_engine, subject)
-    assert "**Result:** OK" in approval and "| `feeBps` | 30 | 55 |" in approval
+    assert "**Result:** OK" in approval and "| `feeBps` | 30 | 42 |" in approval
     # nothing was sent, snapshotted, reverted or mined on the watched chain
     assert not [m for m in recording.methods if STATE_CHANGING.match(m or "")], recording.methods
     assert int(_rpc(node.rpc_url, "eth_blockNumber"), 16) == head
@@ -223,16 +223,15 @@ def test_a_parameter_change_on_a_real_chain_is_simulated_on_a_fork_its_watcher_n
             ChainAction.idempotency_key.like(f"parameter_change:{run_id}:%"))).first()
 
 
-@pytest.mark.skip(reason="quarantined: proposes as an off-roster person and beyond the 50 % relative limit, both refused since the proven-proposer and limits rules merged; see the closing note")
 @pytest.mark.devnet
 @pytest.mark.prefect
 def test_where_the_rpc_refuses_a_fork_the_report_and_the_approval_say_not_simulated(
-        ops_flows, ops_store_engine, real_chain, flow_in_thread):
+        ops_flows, ops_store_engine, no_recent_parameter_changes, real_chain, flow_in_thread):
     from flows.parameter_change import parameter_change
 
-    thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=65, proposer="dana",
+    thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=38, proposer="priya",
                             environment="refusing", approval_poll_interval=0.5)
-    subject = "vault.feeBps: 30 → 65"
+    subject = "vault.feeBps: 30 → 38"
     run_id = approval_run_id(ops_store_engine, subject, timeout=300)
     thread.wait_paused(run_id, timeout=300)
 

@@ -16,12 +16,7 @@ from tests.fixtures.approval_fixtures import approval_run_id
 from tests.fixtures.approval_fixtures import wait_paused as _wait_paused
 from vvops.store.models import ApprovalRequest, ChainAction
 
-# Quarantined at the end of the 2026-11-30 session: these passed during the session, but not since the proven-proposer
-# rule, the relative-change limit and the last upgrade-rollout change merged, and there was no time to run them on
-# the final main (13-18 min a run). The first task of the next session: remove the skip and run them.
-pytestmark = [pytest.mark.devnet, pytest.mark.prefect, pytest.mark.timeout(900),
-              pytest.mark.skip(reason="quarantined: not run on the final main after the proposer and limit rules "
-                                      "merged; see the closing note")]
+pytestmark = [pytest.mark.devnet, pytest.mark.prefect, pytest.mark.timeout(900)]
 
 ENV = "devnet-oz"
 LEADS = ["amara", "daniel", "kwame"]
@@ -95,7 +90,8 @@ def test_a_v2_that_shifts_storage_stops_before_any_approval_or_transaction(ops_f
 
 
 def test_a_parameter_change_goes_through_the_openzeppelin_timelock(ops_flows, oz_ops_home, ops_store_engine,
-                                                                   oz_devnet, fresh_devnet_state, flow_in_thread):
+                                                                   no_recent_parameter_changes, oz_devnet,
+                                                                   fresh_devnet_state, flow_in_thread):
     from flows.parameter_change import parameter_change
 
     vault = fresh_devnet_state.contract("OZVaultV1", oz_devnet.contracts["oz_vault"])
@@ -107,8 +103,9 @@ def test_a_parameter_change_goes_through_the_openzeppelin_timelock(ops_flows, oz
 
     assert result["status"] == "applied" and (result["previous_value"], result["new_value"]) == (30, 45)
     assert vault.call("feeBps") == 45
-    assert _keys(ops_store_engine, f"parameter_change:{run_id}:") == [f"parameter_change:{run_id}:schedule",
-                                                                        f"parameter_change:{run_id}:execute"]
+    change_id = result["change_id"]
+    assert _keys(ops_store_engine, f"parameter_change:{change_id}:") == [f"parameter_change:{change_id}:schedule",
+                                                                           f"parameter_change:{change_id}:execute"]
 
 
 def test_the_guardian_pauses_and_two_leads_unpause_through_the_timelock(ops_flows, oz_ops_home, ops_store_engine,

@@ -39,14 +39,13 @@ def _fee(chain, devnet) -> int:
     return chain.contract("VaultV1", devnet.contracts.vault).call("feeBps")
 
 
-@pytest.mark.skip(reason="quarantined: 30 -> 55 is beyond the 50 % relative-change limit merged the same afternoon; see the closing note")
 def test_parameter_change_through_the_safe_owners_sign_out_of_order_one_invalid(
-        safe_ops, safe_devnet, ops_store_engine, flow_in_thread):
+        safe_ops, safe_devnet, ops_store_engine, no_recent_parameter_changes, flow_in_thread):
     from flows.parameter_change import parameter_change
 
-    thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=55, proposer="priya", justification="safe",
+    thread = flow_in_thread(parameter_change, parameter="feeBps", new_value=42, proposer="priya", justification="safe",
                             environment="devnet", approval_poll_interval=0.5)
-    run_id = approval_run_id(ops_store_engine, "vault.feeBps: 30 → 55", timeout=900)
+    run_id = approval_run_id(ops_store_engine, "vault.feeBps: 30 → 42", timeout=900)
     pause = thread.wait_paused(run_id, timeout=600)
     proposal = _proposal(ops_store_engine, run_id)
     assert proposal.nonce == 0 and proposal.spec["to"] == safe_devnet.contracts.timelock
@@ -60,7 +59,7 @@ def test_parameter_change_through_the_safe_owners_sign_out_of_order_one_invalid(
     result = thread.join(timeout=300)
 
     assert result["status"] == "applied" and sorted(result["approvers"]) == ["amara", "kwame"]
-    assert _fee(safe_ops, safe_devnet) == 55
+    assert _fee(safe_ops, safe_devnet) == 42
     with ops_store_engine.connect() as conn:
         keys = conn.execute(select(ChainAction.idempotency_key, ChainAction.from_address).where(
             ChainAction.idempotency_key.like(f"parameter_change:{run_id}:%")).order_by(ChainAction.id)).all()
