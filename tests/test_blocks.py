@@ -17,7 +17,8 @@ BOT_TOKEN = "xoxb-1111-2222-bottokenthatmustnotleak"
 SIGNING_SECRET = "signing-secret-4c0ffee5eed"
 SECRETS = (RPC_KEY, BACKUP_KEY, DB_PASSWORD, BOT_TOKEN, SIGNING_SECRET)
 STORE_URL = f"postgresql+psycopg://ops:{DB_PASSWORD}@127.0.0.1:5432/ops"
-RPC_TEMPLATES = ["https://eth.rpc.example/v2/${VV_TEST_RPC_KEY}", "https://backup.rpc.example/eth?apikey=${VV_TEST_BACKUP_KEY}"]
+RPC_TEMPLATES = ["https://eth.rpc.example/v2/${VV_TEST_RPC_KEY}",
+                 "https://backup.rpc.example/eth?apikey=${VV_TEST_BACKUP_KEY}"]
 
 
 @pytest.fixture
@@ -139,8 +140,8 @@ def test_a_block_refuses_a_literal_secret_in_one_line_without_echoing_it():
     from blocks import ChainConnection, OpsStore, SlackConnection
     from vvops.config import ConfigError
 
-    attempts = [lambda: ChainConnection(environment="mainnet", chain_id=1, rpc_urls=[f"https://eth.rpc.example/v2/{RPC_KEY}"]),
-                lambda: ChainConnection(environment="mainnet", chain_id=1, rpc_urls=[f"https://b.example/?apikey={BACKUP_KEY}"]),
+    attempts = [lambda: ChainConnection(environment="mainnet", chain_id=1, rpc_urls=[f"https://a.example/v2/{RPC_KEY}"]),
+                lambda: ChainConnection(environment="mainnet", chain_id=1, rpc_urls=[f"https://b.example/?k={BACKUP_KEY}"]),
                 lambda: OpsStore(url=STORE_URL),
                 lambda: SlackConnection(bot_token_env=BOT_TOKEN)]
     for attempt in attempts:
