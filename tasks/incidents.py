@@ -294,7 +294,8 @@ def verify_evidence(key: str) -> list[bool]:
 @task(name="activate-rpc-failover", cache_policy=NO_CACHE)
 def activate_rpc_failover(*, environment: str, key: str | None = None, failed_urls: list[str] | None = None) -> dict[str, Any]:
     """Switch the `vv-chain-<env>` block to the backup URL order and verify the new primary answers with the right
-    chain id. Without a registered block nothing is switched (reported)."""
+    chain id. Without a registered block nothing is switched (reported). `failed_urls` match the block's URLs as
+    written (`${VAR}` templates: they keep keys out of the run's parameters) or resolved."""
     from blocks.chain import ChainConnection
     from blocks.names import chain_block_name
     from tasks.runtime import _load_block
@@ -305,7 +306,9 @@ def activate_rpc_failover(*, environment: str, key: str | None = None, failed_ur
     if block is None:
         return {"switched": False, "reason": f"no {name} block registered", "verified": False}
     urls = block.urls()
-    order = failover_order(urls, failed_urls or [])
+    as_configured = dict(zip(urls, block.rpc_urls))  # resolved → template: the block keeps `${VAR}`, not keys
+    failed = [u for u, t in as_configured.items() if u in (failed_urls or []) or t in (failed_urls or [])]
+    order = failover_order(urls, failed)
     chosen, checks = None, []
     for url in order:
         try:
@@ -323,10 +326,10 @@ def activate_rpc_failover(*, environment: str, key: str | None = None, failed_ur
         result = {"switched": False, "verified": False, "checks": checks, "reason": "no RPC URL answers"}
     else:
         new_order = [chosen] + [u for u in order if u != chosen]
-        from pydantic import SecretStr
+        from blocks.references import save_replacing
 
-        block.rpc_urls = [SecretStr(u) for u in new_order]
-        block.save(name, overwrite=True)
+        block.rpc_urls = [as_configured[u] for u in new_order]
+        save_replacing(block, name)
         forget_blocks()
         result = {"switched": new_order != urls, "verified": True, "checks": checks,
                   "order": [endpoint_label(u) for u in new_order], "previous_order": [endpoint_label(u) for u in urls]}

@@ -58,7 +58,7 @@ def slack_settings(environment: str) -> SlackSettings:
 
     cfg = ops_config(environment).slack
     block = _load_block(SlackConnection, SLACK_BLOCK)
-    token = block.bot_token if block is not None and block.enabled else cfg.bot_token()
+    token = block.bot_token() if block is not None and block.enabled else cfg.bot_token()
     base_url = os.environ.get(BASE_URL_ENV, "").strip() or (block.api_base_url if block is not None else str(cfg.api_base_url))
     channels = dict(cfg.channels.model_dump())
     if block is not None and block.channels:

@@ -169,20 +169,21 @@ def test_reminders_are_due_by_severity_and_sent_once(ops_flows, ops_store_engine
 
 @pytest.mark.devnet
 @pytest.mark.prefect
-def test_a_major_outage_switches_the_chain_block_to_the_backup_url_and_verifies_it(ops_flows, ops_store_engine, devnet):
-    from pydantic import SecretStr
-
+def test_a_major_outage_switches_the_chain_block_to_the_backup_url_and_verifies_it(ops_flows, ops_store_engine, devnet,
+                                                                                  monkeypatch):
     from blocks.chain import ChainConnection
     from flows.incident_response import incident_response
 
-    dead = "http://127.0.0.1:9/"     # nothing listens on the discard port
-    ChainConnection(environment="devnet", chain_id=31337, rpc_urls=[SecretStr(dead), SecretStr(devnet.rpc_url)],
+    monkeypatch.setenv("VV_TEST_DEAD_PORT", "9")     # nothing listens on the discard port
+    dead = "http://127.0.0.1:${VV_TEST_DEAD_PORT}/"  # a template, as a URL with an API key would be
+    ChainConnection(environment="devnet", chain_id=31337, rpc_urls=[dead, devnet.rpc_url],
                     request_timeout_s=1).save("vv-chain-devnet", overwrite=True)
     try:
         result = incident_response(title="primary RPC down", severity="P1", incident_type="external",
                                    kind="major_outage", opened_by="mei", wait_for_people=False)
         block = ChainConnection.load("vv-chain-devnet")
-        assert block.urls() == [devnet.rpc_url, dead]
+        assert block.rpc_urls == [devnet.rpc_url, dead]   # the new order keeps the template, not its value
+        assert block.urls() == [devnet.rpc_url, "http://127.0.0.1:9/"]
         assert result["containment"]["verified"] and result["containment"]["switched"]
         with ops_store_engine.connect() as conn:
             incident = conn.execute(select(Incident).where(Incident.key == result["incident"])).one()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from tests.test_chain_reader import FlakyProxy, closed_port_url
@@ -34,7 +33,7 @@ def chain_block(urls: list[str], timeout_s: float = 2.0):
     from blocks.names import chain_block_name
 
     name = chain_block_name("devnet")
-    ChainConnection(environment="devnet", chain_id=31337, rpc_urls=[SecretStr(u) for u in urls],
+    ChainConnection(environment="devnet", chain_id=31337, rpc_urls=list(urls),
                     request_timeout_s=timeout_s).save(name, overwrite=True)
     try:
         yield

@@ -27,6 +27,7 @@ __all__ = [
     "is_secret_key",
     "url_credentials_problem",
     "literal_key_in_url",
+    "literal_secret_in",
     "mask_url",
 ]
 
@@ -239,6 +240,30 @@ def literal_key_in_url(value: str, *, rpc: bool) -> str | None:
             for token in _KEYLIKE.findall(segment):
                 if _looks_random(token):
                     return "URL contains what looks like a literal API key"
+    return None
+
+
+_SLACK_TOKEN = re.compile(r"xox[abposre]-[A-Za-z0-9-]{6,}")
+
+
+def literal_secret_in(value: str, *, rpc: bool = False) -> str | None:
+    """Why `value` would expose a secret if stored as written, or None. `${VAR}` parts are fine (they name
+    where the secret lives). Used before a value goes where an API can return it (Prefect block documents)."""
+    if url_credentials_problem(value):
+        return "URL contains a password (user:password@)"
+    found = literal_key_in_url(value, rpc=rpc)
+    if found:
+        return found
+    if rpc:  # providers also take keys as `?key=AbC123...`: a long random-looking query value counts too
+        try:
+            query = urlsplit(value.strip()).query
+        except ValueError:
+            query = ""
+        for _, val in parse_qsl(_REF.sub("", query), keep_blank_values=True):
+            if any(_looks_random(token) for token in _KEYLIKE.findall(val)):
+                return "URL query contains what looks like a literal API key"
+    if _SLACK_TOKEN.search(value):
+        return "contains a Slack token"
     return None
 
 
