@@ -88,7 +88,7 @@ def test_expected_tables_exist() -> None:
         "check_runs", "check_results", "metrics", "alerts", "incidents", "incident_events",
         "approval_requests", "approval_decisions", "notification_outbox", "slack_threads",
         "chain_actions", "watcher_checkpoints", "processed_blocks", "backups", "drills", "audit_log", "silences",
-        "safe_transactions", "safe_confirmations", "parameter_changes", "timelock_operations",
+        "safe_transactions", "safe_confirmations", "parameter_changes", "timelock_operations", "action_items",
     }  # fmt: skip
 
 
