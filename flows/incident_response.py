@@ -131,7 +131,9 @@ def incident_response(
         idempotency_key=f"{key}:opened",
         payload={"key": key, "title": c.title, "severity": c.severity, "type": c.incident_type,
                  "commander": commander, "is_drill": is_drill, "mentions": mentions,
-                 "summary": f"{level.name}: response {c.variant}; updates every {level.update_interval_minutes} min"})
+                 "summary": f"{level.name}: response {c.variant}; updates every {level.update_interval_minutes} min"
+                            + (f"; runbook {runbook}" if (runbook := cfg.runbooks.for_alert(
+                                alert_data.get("rule"), alert_data.get("labels"))) else "")})
     paging = page_responders(key=key, title=c.title, severity=c.severity, incident_type=c.incident_type,
                              environment=environment)
     facts["paged"] = bool(paging["paged"])

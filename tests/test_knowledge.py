@@ -304,3 +304,17 @@ def test_monthly_review_measures_process_improvement_from_the_store(ops_flows, o
     ft = pi["follow_through"]
     assert (ft["due"], ft["on_time"], ft["open"], ft["on_time_pct"]) == (2, 1, 1, 50.0)
     assert "action items closed on time: 50 %" in monthly["summary"]
+
+
+def test_the_daily_report_artifact_links_each_failing_checks_runbook():
+    from tasks.daily_report import render_daily_report
+    from vvops.checks import CheckOutcome
+    from vvops.config import load_config
+
+    outcomes = [CheckOutcome("maintenance.backups", "maintenance", "crit", "last backup 3 days old"),
+                CheckOutcome("protocol.onchain_activity.vault", "protocol", "ok", "fine")]
+    context = {"open_incidents": [], "pending_approvals": [], "planned": [], "handoff": []}
+    md = render_daily_report(environment="devnet", started_at=datetime(2026, 11, 30, 6, tzinfo=UTC),
+                             outcomes=outcomes, counts={"ok": 1, "unknown": 0, "warn": 0, "crit": 1, "error": 0},
+                             store_run_id=1, context=context, runbooks=load_config().runbooks)
+    assert "[backups](docs/runbooks.md#backups)" in md

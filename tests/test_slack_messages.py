@@ -325,7 +325,7 @@ def test_long_lists_are_cut_to_slack_limits():
 
 
 def test_unknown_kind_names_the_known_ones():
-    with pytest.raises(KeyError, match="known: alert.acknowledged, alert.firing"):
+    with pytest.raises(KeyError, match="known: action_item_reminder, alert.acknowledged, alert.firing"):
         render("nope")
 
 

@@ -46,7 +46,7 @@ from .schema import (
 from .alerting_schema import AlertingFile, Route  # noqa: E402,I001  (after .schema: it builds on it)
 from .communications_schema import CommunicationsFile  # noqa: E402
 from .status_page_schema import StatusPageFile  # noqa: E402
-from .runbooks_schema import RunbooksFile, document_anchors  # noqa: E402
+from .runbooks_schema import RunbooksFile, runbook_problems  # noqa: E402
 from .secrets import (
     is_secret_key,
     literal_key_in_url,
@@ -773,58 +773,16 @@ def _status_page_checks(ctx: _Ctx) -> None:
                         did_you_mean(name, contract_names))
 
 
-def runbook_document(runbooks: RunbooksFile, config_dir: Path) -> Path:
-    """The runbook document: next to the config folder's repository, else in this repository."""
-    beside = runbooks.document_path(config_dir.resolve().parent)
-    return beside if beside.is_file() else runbooks.document_path(paths.REPO_ROOT)
-
-
 def _runbook_checks(ctx: _Ctx, config_dir: Path) -> None:
-    """Every alert rule (alerting.yaml, watcher.yaml) and every check has a runbook section, and every section is
-    a heading of the document: a link to nowhere is found here, not by someone at 3 a.m."""
+    """Every alert rule and check has a runbook section that is a heading of the document (runbooks_schema)."""
     books = ctx.files.get("runbooks.yaml")
     if not isinstance(books, RunbooksFile):
         return
-    doc = runbook_document(books, config_dir)
-    if not doc.is_file():
-        ctx.add("runbooks.yaml", ("document",), f"{books.document} does not exist",
-                "write the runbook there, or point document at it (relative to the repository root)")
-        return
-    anchors = document_anchors(doc.read_text(encoding="utf-8"))
-    for what in ("checks", "rules"):
-        for key, anchor in getattr(books, what).items():
-            if anchor not in anchors:
-                ctx.add("runbooks.yaml", (what, key), f"section {anchor!r} is not a heading of {books.document}",
-                        did_you_mean(anchor, sorted(anchors)))
-    checks = ctx.files.get("checks.yaml")
-    if isinstance(checks, ChecksFile):
-        ids = [c.id for c in checks.checks]
-        for key in books.checks:
-            if not any(i == key or i.startswith(key + ".") or key.startswith(i + ".") for i in ids):
-                ctx.add("runbooks.yaml", ("checks", key), f"no check is named {key!r}", did_you_mean(key, ids))
-        for i, check_id in enumerate(ids):
-            if books.check_anchor(check_id) is None:
-                ctx.add("checks.yaml", ("checks", i, "id"), f"check {check_id!r} has no runbook section",
-                        f"add `{check_id}: <section>` under checks: in runbooks.yaml")
-    rules: dict[str, str] = {}
-    alerting = ctx.files.get("alerting.yaml")
-    if isinstance(alerting, AlertingFile):
-        rules.update({r.name: "alerting.yaml" for r in alerting.rules})
-    try:
-        from vvops.watcher.config import load_watcher_config
-
-        rules.update({r.name: "watcher.yaml" for r in load_watcher_config(config_dir).rules
-                      if r.name not in rules})
-    except Exception:  # noqa: BLE001 - the watcher validates its own file; its rules are then not held here
-        pass
-    for name, file in rules.items():
-        if name not in books.rules:
-            ctx.add(file, ("rules", name), f"alert rule {name!r} has no runbook section",
-                    f"add `{name}: <section>` under rules: in runbooks.yaml")
-    for key in books.rules:
-        if rules and key not in rules:
-            ctx.add("runbooks.yaml", ("rules", key), f"no alert rule is named {key!r}",
-                    did_you_mean(key, sorted(rules)))
+    checks, alerting = ctx.files.get("checks.yaml"), ctx.files.get("alerting.yaml")
+    for file, loc, message, hint in runbook_problems(
+            books, config_dir, check_ids=[c.id for c in checks.checks] if isinstance(checks, ChecksFile) else None,
+            alert_rules=[r.name for r in alerting.rules] if isinstance(alerting, AlertingFile) else None):
+        ctx.add(file, loc, message, hint)
 
 
 def _collect(config_dir: Path, environments: list[str] | None, artifacts_dir: Path | None
