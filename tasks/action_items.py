@@ -14,7 +14,7 @@ from tasks.runtime import ops_config, store_engine
 from vvops.procedures.action_items import as_dict, default_due, due_reminders, parse_item, record_items
 from vvops.store import session_scope
 from vvops.store.action_item_models import ActionItem, ActionItemStatus
-from vvops.store.models import Incident
+from vvops.store.models import Incident, NotificationOutbox
 
 REMINDER_CHANNEL = "ops"
 
@@ -57,6 +57,10 @@ def sweep_action_item_reminders(*, environment: str, now: datetime | None = None
         rows = session.scalars(select(ActionItem).where(ActionItem.status == ActionItemStatus.OPEN.value,
                                                         ActionItem.due_on < now.date())).all()
         due = due_reminders(rows, now)
+        keys = [d["idempotency_key"] for d in due]
+        queued_before = set(session.scalars(select(NotificationOutbox.idempotency_key).where(
+            NotificationOutbox.idempotency_key.in_(keys)))) if keys else set()
+    due = [d for d in due if d["idempotency_key"] not in queued_before]  # today's reminder is already out
     sent = []
     for item in due:
         try:
