@@ -131,7 +131,9 @@ def incident_response(
         idempotency_key=f"{key}:opened",
         payload={"key": key, "title": c.title, "severity": c.severity, "type": c.incident_type,
                  "commander": commander, "is_drill": is_drill, "mentions": mentions,
-                 "summary": f"{level.name}: response {c.variant}; updates every {level.update_interval_minutes} min"})
+                 "summary": f"{level.name}: response {c.variant}; updates every {level.update_interval_minutes} min"
+                            + (f"; runbook {runbook}" if (runbook := cfg.runbooks.for_alert(
+                                alert_data.get("rule"), alert_data.get("labels"))) else "")})
     paging = page_responders(key=key, title=c.title, severity=c.severity, incident_type=c.incident_type,
                              environment=environment)
     facts["paged"] = bool(paging["paged"])
@@ -245,7 +247,7 @@ def incident_response(
     checklist = [{"item": s, "done": bool(d)} for s, d in zip(steps, done_by_variant[c.variant], strict=True)]
     written = write_incident_report(key=key, environment=environment, variant=c.variant, impact=impact,
                                     root_cause=root_cause, contributing_factors=list(contributing_factors or []),
-                                    action_items=items, checklist=checklist)
+                                    action_items=items, checklist=checklist, resolved_by=resolved_by)
     report = written["report"]
     publish_markdown(key="post-incident-report", description=f"{key} post-incident report", markdown=written["markdown"])
     audit(actor=resolved_by, action="incident.report_submitted", subject=key,
@@ -257,7 +259,8 @@ def incident_response(
                             "root_cause": root_cause or None, "resolved_by": resolved_by})
     return {**result, "status": "resolved" if recovery["ok"] else "mitigated", "recovery": recovery,
             "unpause": unpaused, "report": {k: report[k] for k in ("mtta_minutes", "mttr_minutes", "submitted_at",
-                                                                   "action_items", "report_due_by")}}
+                                                                   "action_items", "action_item_records",
+                                                                   "report_due_by")}}
 
 
 @flow(name="incident-reminder-sweep", log_prints=True)

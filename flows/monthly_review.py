@@ -1,4 +1,6 @@
-"""Monthly Activities: Security Review, Performance Review, Compliance Verification and Governance Participation.
+"""Monthly Activities: Security Review, Performance Review, Compliance Verification, Governance Participation and
+Process Optimization (process improvement: MTTA/MTTR per month, repeat incidents by root cause, post-incident
+action-item follow-through; vvops/reviews/process_improvement.py).
 
 Scheduled on the 1st: covers the previous calendar month (UTC); pass `as_of` to review the month before
 another moment. Writes markdown, JSON and a standalone HTML file (plots embedded) under
@@ -24,6 +26,7 @@ from tasks.reviews import (
     load_chain_actions,
     load_check_results,
     load_check_runs,
+    load_action_items,
     load_drills,
     load_incidents,
     load_metrics,
@@ -52,6 +55,8 @@ from vvops.reviews.monthly import (
     vulnerability_status,
 )
 from vvops.reviews.patches import patch_compliance
+from vvops.reviews.process_improvement import (TREND_MONTHS, process_improvement, render_process_improvement,
+                                               slack_line)
 from vvops.reviews.weekly import incident_stats
 
 __all__ = ["monthly_review", "month_bounds", "verify_audit"]
@@ -125,6 +130,9 @@ def monthly_review(environment: str = "devnet", as_of: datetime | None = None, n
     prev_incidents = load_incidents(start=prev_start, end=prev_end)
     report_incidents = load_incidents(start=start - pd.Timedelta(days=cfg.procedures.incidents.post_incident_report_due_days),
                                       end=end)
+    trend_start = start - pd.DateOffset(months=TREND_MONTHS - 1)
+    trend_incidents = load_incidents(start=trend_start.to_pydatetime(), end=end)
+    action_items = load_action_items(end=end)
     requests, decisions = load_approvals(start=start, end=end)
     actions = load_chain_actions(start=start, end=end)
     drills = load_drills(end=end)
@@ -184,6 +192,7 @@ def monthly_review(environment: str = "devnet", as_of: datetime | None = None, n
                                         report_time=patch_state["report_time"]),
         },
         "governance": governance_changes(requests, decisions, actions, start=start, end=end),
+        "process_improvement": process_improvement(trend_incidents, action_items, start=start, end=end),
     }
 
     images: dict[str, str] = {}
@@ -199,17 +208,18 @@ def monthly_review(environment: str = "devnet", as_of: datetime | None = None, n
         images["mom"] = plots.bar_plot([r["measure"] for r in mom], [r["change_pct"] or 0 for r in mom],
                                        out_dir / "month-over-month.png", title="Change vs previous month (%)").name
     checklist = checklist_markdown(cadence="monthly", since=start)
-    markdown = render_monthly_markdown(report, images=images) + "\n" + checklist
+    improvement = render_process_improvement(report["process_improvement"])
+    markdown = render_monthly_markdown(report, images=images) + "\n" + improvement + "\n" + checklist
     (out_dir / "monthly-review.md").write_text(markdown, encoding="utf-8")
     html_path = out_dir / "monthly-review.html"
     html_path.write_text(standalone_html(f"Monthly review {environment} {start:%Y-%m}", markdown, base_dir=out_dir),
                          encoding="utf-8")
     (out_dir / "monthly-review.json").write_text(json.dumps(report, default=str, indent=1), encoding="utf-8")
     artifact = render_monthly_markdown(report, images={k: (out_dir / v).resolve().as_uri() for k, v in images.items()})
-    artifact += "\n" + checklist
+    artifact += "\n" + improvement + "\n" + checklist
     artifact += f"\n\nStandalone HTML report: `{html_path}`\n"
     publish_markdown(key=f"monthly-review-{environment}", description=f"Monthly review {start:%Y-%m}", markdown=artifact)
-    report["summary"] = slack_summary_monthly(report)
+    report["summary"] = slack_summary_monthly(report) + slack_line(report["process_improvement"])
     report["html"] = str(html_path)
     report["report_dir"] = str(out_dir)
     if notify_slack:

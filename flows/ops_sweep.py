@@ -1,6 +1,7 @@
 """Communication Protocols / escalation pathways, every minute: deliver queued Slack messages, page the next
 escalation step of unacknowledged alerts, escalate approvals nobody answered, remind incident commanders of
-status updates that are due, regenerate the public status page, compare the timelock operations pending on chain
+status updates that are due, remind owners of overdue post-incident action items (once a day each, until done),
+regenerate the public status page, compare the timelock operations pending on chain
 with the ones we scheduled (alert on any we did not schedule or lost track of), run the protocol-health checks every
 few minutes while an upgrade's stabilisation window is open (`flows/stabilisation_checks.py`), and publish the audit
 log's head when it changed (`tasks/audit_anchor.py`: anchor file + audit channel), last, so it covers what the other
@@ -17,6 +18,7 @@ from flows.alert_escalation import alert_escalation_sweep
 from flows.approval_sweep import approval_escalation_sweep
 from flows.incident_response import incident_reminder_sweep
 from flows.stabilisation_checks import stabilisation_checks
+from tasks.action_items import sweep_action_item_reminders
 from tasks.audit_anchor import publish_audit_anchor
 from tasks.notify import slack_outbox_drain
 from tasks.preflight import preflight
@@ -35,6 +37,7 @@ def ops_sweep(environment: str = "devnet") -> dict:
         ("alerts", lambda: alert_escalation_sweep(environment=environment)),
         ("approvals", lambda: approval_escalation_sweep()),
         ("incident_reminders", lambda: {"reminders": len(incident_reminder_sweep(environment=environment))}),
+        ("action_item_reminders", lambda: {"reminders": len(sweep_action_item_reminders(environment=environment))}),
         ("stabilisation", lambda: stabilisation_checks(environment=environment)),
         ("timelock", lambda: reconcile_timelock(environment=environment)),
         ("slack_outbox", lambda: slack_outbox_drain(environment=environment)),

@@ -23,6 +23,7 @@ from tasks.reviews import (
     failed_or_late_flow_runs,
     load_approvals,
     load_check_results,
+    load_action_items,
     load_incidents,
     load_metrics,
 )
@@ -35,6 +36,7 @@ from vvops.reviews.weekly import (
     approvals_overview,
     incident_stats,
     integrations_health,
+    action_items_recorded,
     open_action_items,
     pass_rate_by_area,
     protocol_assessment,
@@ -153,6 +155,7 @@ def weekly_review(environment: str = "devnet", now: datetime | None = None,
     results = load_check_results(start=start, end=end)
     incidents = load_incidents(start=start, end=end)
     with_reports = load_incidents(start=datetime(2000, 1, 1, tzinfo=timezone.utc), end=end, include_open_before=True)
+    action_items = load_action_items(end=end)
     requests, _ = load_approvals(start=start, end=end)
     protocol_metrics = load_metrics(start=start - timedelta(days=28), end=end, names=PROTOCOL_METRICS)
     try:
@@ -172,7 +175,8 @@ def weekly_review(environment: str = "devnet", now: datetime | None = None,
         "areas": pass_rate_by_area(results).to_dict(orient="records"),
         "flow_runs": flow_runs,
         "approvals": approvals_overview(requests, start=start, end=end),
-        "action_items": open_action_items(with_reports),
+        "action_items": open_action_items(with_reports, action_items, at=end),
+        "action_items_recorded": action_items_recorded(action_items, with_reports),
         "oncall": oncall_next_week(environment, end),
     }
     images = {k: Path(v).name for k, v in capacity["images"].items()}

@@ -47,10 +47,18 @@ def gather_report_context(*, environment: str, now: datetime) -> dict[str, Any]:
     return {"open_incidents": open_incidents, "pending_approvals": pending, "planned": planned, "handoff": handoff}
 
 
+def _runbook_link(runbooks: Any, check_id: str) -> str:
+    """`[section](url)` of the runbook that handles a check (config/runbooks.yaml), or empty."""
+    url = runbooks.for_check(check_id) if runbooks is not None else None
+    return f"[{url.rsplit('#', 1)[-1]}]({url})" if url else ""
+
+
 def render_daily_report(*, environment: str, started_at: datetime, outcomes: list[CheckOutcome], counts: dict[str, int],
-                        store_run_id: int, context: dict[str, Any]) -> str:
+                        store_run_id: int, context: dict[str, Any], runbooks: Any = None) -> str:
     """The daily report as markdown: a lead reads the KPIs, then what is failing and what to do about it."""
     total = len(outcomes) or 1
+    if runbooks is None:
+        runbooks = ops_config(environment).runbooks
     lines = [
         f"# Daily operations report — {environment} — {started_at:%Y-%m-%d %H:%M} UTC",
         "",
@@ -72,7 +80,8 @@ def render_daily_report(*, environment: str, started_at: datetime, outcomes: lis
         lines.append(markdown_table([{"status": f"{STATUS_ICON[o.status]} {o.status}", "check": f"`{o.id}`",
                                       "value": "" if o.value is None else f"{o.value:g}",
                                       "threshold": "" if o.threshold is None else str(o.threshold),
-                                      "message": o.message, "hint": o.hint or ""} for o in failing]))
+                                      "message": o.message, "hint": o.hint or "",
+                                      "runbook": _runbook_link(runbooks, o.id)} for o in failing]))
     else:
         lines.append("All checks passed.")
     for title, key in (("Open incidents", "open_incidents"), ("Outstanding approvals", "pending_approvals"),

@@ -362,11 +362,23 @@ def verify_recovery(*, environment: str, contract: str, paused_by_containment: b
             "paused": bool(state["values"].get("paused"))}
 
 
+def incident_runbook(view: dict[str, Any], environment: str) -> str | None:
+    """The runbook section of the alert that opened the incident (config/runbooks.yaml), if any."""
+    opened = next((e for e in view["events"] if e["kind"] == "opened"), None)
+    alert = ((opened or {}).get("data") or {}).get("alert") or {}
+    rule = alert.get("rule") or (alert.get("labels") or {}).get("alertname")
+    return ops_config(environment).runbooks.for_alert(rule, alert.get("labels")) if rule else None
+
+
 @task(name="write-incident-report", **STORE)
 def write_incident_report(*, key: str, environment: str, variant: str, impact: str, root_cause: str, contributing_factors: list[str],
-                          action_items: list[str], checklist: list[dict[str, Any]]) -> dict[str, Any]:
+                          action_items: list[str], checklist: list[dict[str, Any]],
+                          resolved_by: str | None = None) -> dict[str, Any]:
     """Assemble the post-incident report from the stored record, save it in `Incident.report` (with submitted_at,
-    MTTA/MTTR) and return it with its markdown."""
+    MTTA/MTTR, and the action items as records: owner, due date, id) and return it with its markdown."""
+    from tasks.action_items import record_action_items
+
+    records = record_action_items.fn(key=key, environment=environment, items=action_items, resolved_by=resolved_by)
     view = incident_view(key)
     due_days = ops_config(environment).procedures.incidents.post_incident_report_due_days
     report = IncidentReport(
@@ -377,7 +389,19 @@ def write_incident_report(*, key: str, environment: str, variant: str, impact: s
         timeline=[{k: e[k] for k in ("at", "kind", "actor", "message")} for e in view["events"]],
         checklist=checklist, due_days=due_days,
         evidence_sha256=[e["data"]["sha256"] for e in view["events"] if e["kind"] == "evidence"])
-    body = {**report.as_dict(), "submitted_at": datetime.now(timezone.utc).isoformat()}
+    body = {**report.as_dict(), "submitted_at": datetime.now(timezone.utc).isoformat(),
+            "action_item_records": [{k: r[k] for k in ("id", "title", "owner", "due_on", "status")} for r in records]}
+    runbook = incident_runbook(view, environment)
+    if runbook:
+        body["runbook_url"] = runbook
     update_incident.fn(key=key, report=body, root_cause=root_cause or None, summary=impact or None)
-    return {"report": body, "markdown": report.markdown()}
+    markdown = report.markdown()
+    if runbook:
+        markdown += f"\n## Runbook\n\nThe section that handles this alert: [{runbook.rsplit('#', 1)[-1]}]({runbook})\n"
+    if records:
+        markdown += "\n## Action items tracked\n\n| id | item | owner | due | status |\n| --- | --- | --- | --- | --- |\n"
+        markdown += "".join(f"| #{r['id']} | {r['title'].replace('|', '/')} | {r['owner']} | {r['due_on']} | {r['status']} |\n"
+                            for r in records)
+        markdown += "\nClose one with `vvops action-items done ID --by PERSON --evidence LINK`.\n"
+    return {"report": body, "markdown": markdown}
 

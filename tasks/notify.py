@@ -198,11 +198,24 @@ def deliver_outbox(*, environment: str = "devnet", wait_s: float = 0.0, max_rows
     return {"enabled": True, **report.as_dict()}
 
 
+def with_runbooks(failing: list[dict[str, Any]], environment: str) -> list[dict[str, Any]]:
+    """Each failing check with the runbook section that handles it (config/runbooks.yaml), when there is one."""
+    from tasks.runtime import ops_config
+
+    try:
+        books = ops_config(environment).runbooks
+    except Exception:  # noqa: BLE001 - a summary without links beats no summary
+        return failing
+    return [{**f, "runbook_url": f.get("runbook_url") or books.for_check(f.get("id"))} if books.for_check(f.get("id"))
+            else f for f in failing]
+
+
 def notify_summary(*, cadence: str, environment: str, period: str, counts: dict[str, int], failing: Iterable[Any] = (),
                    run_link: str | None = None, channel_purpose: str = "reports") -> list[dict[str, Any]]:
     """A cadence summary in `reports`, with the failing checks as a reply in its thread (call inside a flow)."""
     failing = [f if isinstance(f, dict) else {k: getattr(f, k, None) for k in
                ("id", "area", "status", "message", "value", "threshold", "hint")} for f in failing]
+    failing = with_runbooks(failing, environment)
     thread_key = f"report:{cadence}:{environment}:{period}"
     results = [notify(kind="summary", channel_purpose=channel_purpose, thread_key=thread_key, environment=environment,
                       idempotency_key=f"{thread_key}:summary",

@@ -77,11 +77,24 @@ def load_incidents(*, start: datetime, end: datetime, include_open_before: bool 
     """Incidents opened in [start, end) (plus, with include_open_before, every incident with a report, for
     action items)."""
     cols = [Incident.key, Incident.title, Incident.severity, Incident.type, Incident.status, Incident.is_drill,
-            Incident.opened_at, Incident.acknowledged_at, Incident.resolved_at, Incident.report]
+            Incident.opened_at, Incident.acknowledged_at, Incident.resolved_at, Incident.report, Incident.root_cause]
     cond = (Incident.opened_at >= start) & (Incident.opened_at < end)
     if include_open_before:
         cond = cond | ((Incident.opened_at < end) & Incident.report.is_not(None))
     return _frame(select(*cols).where(cond), [c.key for c in cols])
+
+
+@task(name="load-action-items", **STORE_RETRIES)
+def load_action_items(*, end: datetime) -> pd.DataFrame:
+    """Every post-incident action item created before `end`, with its incident's drill flag."""
+    from vvops.store.action_item_models import ActionItem
+
+    cols = [ActionItem.id, ActionItem.incident_key, ActionItem.title, ActionItem.owner, ActionItem.due_on,
+            ActionItem.status, ActionItem.done_at, ActionItem.done_by, ActionItem.created_at]
+    query = (select(*cols, Incident.is_drill).join(Incident, Incident.key == ActionItem.incident_key)
+             .where(ActionItem.created_at < end).order_by(ActionItem.due_on, ActionItem.id))
+    return _frame(query, ["id", "incident", "title", "owner", "due_on", "status", "done_at", "done_by", "created_at",
+                          "is_drill"])
 
 
 @task(name="load-approvals", **STORE_RETRIES)

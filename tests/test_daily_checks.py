@@ -69,6 +69,15 @@ def test_a_paused_vault_is_crit_alerted_and_summarised_for_slack(ops_flows, quie
     paused = [a for a in alerts if a.labels.get("check") == "protocol.contract_state.vault.paused"]
     assert paused and paused[-1].status in ("firing", "acknowledged")
     assert {"summary", "summary_failures"} <= set(queued)
+    # the runbook section that handles it travels with the alert and the Slack failure list (config/runbooks.yaml)
+    with ops_store_engine.connect() as conn:
+        annotations = conn.execute(select(Alert.annotations).where(Alert.status != "resolved")).scalars().all()
+        failures = conn.execute(select(NotificationOutbox.payload).where(
+            NotificationOutbox.thread_key.like("report:daily:devnet:%"),
+            NotificationOutbox.kind == "summary_failures")).scalars().all()
+    assert any(a.get("runbook_url") == "docs/runbooks.md#contract-state" for a in annotations)
+    assert "`protocol.contract_state.vault.paused`: :book: Runbook: `docs/runbooks.md#contract-state`" in \
+        str(failures[-1]["blocks"])
 
 
 ROGUE_CODE = "0x60006000fd"  # PUSH1 0 PUSH1 0 REVERT: every call reverts

@@ -147,6 +147,7 @@ def test_a_p0_drain_is_paused_in_the_flow_unpause_needs_two_leads_and_the_report
     assert report["submitted_at"] and report["mtta_minutes"] is not None and report["mttr_minutes"] is not None
     assert report["root_cause"] == "withdrawal limit too high" and report["action_items"] == ["lower withdrawalLimit"]
     assert [c["done"] for c in report["checklist"]] == [True] * 5
+    assert report["runbook_url"] == "docs/runbooks.md#funds-at-risk"   # the tvl_drop rule's section
     assert verify_evidence(incident.key) == [True]
     assert "incident.report_submitted" in audit
 
@@ -239,6 +240,8 @@ def test_a_p1_drain_pauses_after_one_lead_and_people_answer_the_ack_and_resoluti
     assert result["severity"] == "P1" and result["containment"]["approvers"] == ["kwame"]
     assert result["status"] == "resolved" and result["recovery"]["pending"]   # still paused: unpause is separate
     assert result["report"]["action_items"][0] == "tune large_withdrawals"
+    [tracked] = [r for r in result["report"]["action_item_records"] if r["title"] == "tune large_withdrawals"]
+    assert tracked["status"] == "open" and tracked["owner"] in (result["commander"], "daniel") and tracked["due_on"]
     with ops_store_engine.connect() as conn:
         incident = conn.execute(select(Incident).where(Incident.key == result["incident"])).one()
     assert incident.report["contributing_factors"] == ["noisy rule", "low threshold"]

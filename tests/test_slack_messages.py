@@ -56,6 +56,8 @@ CASES = {
                                alert_id=7, fingerprint="f1e2d3c4b5a6978877", by="mei", source="slack", severity="P1"),
     "audit_anchor": dict(environment="devnet", rows=128, head_hash="9f2c4e1a77b0d3e5", at="2026-11-30 09:00 UTC",
                          devnet_key=True),
+    "action_item_reminder": dict(item_id=12, incident="INC-0003", title="Raise the RPC timeout alert to P1",
+                                 owner="mei", owner_slack_id="U01MEITAN1", due_on="2026-11-20", days_overdue=10),
 }
 # where each goes: (channel, thread_key)
 ROUTES = {
@@ -72,6 +74,7 @@ ROUTES = {
     "alert.firing": ("#vv-alerts", "alert-group:ab12"),
     "alert.acknowledged": ("#vv-alerts", "alert-group:ab12"),
     "audit_anchor": ("#vv-audit", None),
+    "action_item_reminder": ("#vv-ops", None),
 }
 
 EXPECTED = {'check_failure': {'text': 'CRIT: vault.paused on devnet — Vault is paused',
@@ -237,7 +240,18 @@ EXPECTED = {'check_failure': {'text': 'CRIT: vault.paused on devnet — Vault is
                                                       {'type': 'mrkdwn',
                                                        'text': 'verify: `vvops store verify-audit --anchor '
                                                                '128:9f2c4e1a77b0d3e5`'},
-                                                      {'type': 'mrkdwn', 'text': 'devnet key (not secret)'}]}]}}
+                                                      {'type': 'mrkdwn', 'text': 'devnet key (not secret)'}]}]},
+            'action_item_reminder': {
+                'text': 'Action item #12 (INC-0003) is 10 days overdue: Raise the RPC timeout alert to P1 (owner mei, '
+                        'due 2026-11-20)',
+                'blocks': [{'type': 'section',
+                            'text': {'type': 'mrkdwn',
+                                     'text': ':alarm_clock: <@U01MEITAN1> action item *#12* from *INC-0003* is 10 days '
+                                             'overdue (due 2026-11-20):\nRaise the RPC timeout alert to P1'}},
+                           {'type': 'context',
+                            'elements': [{'type': 'mrkdwn',
+                                          'text': 'close it: `vvops action-items done 12 --by mei --evidence LINK`'},
+                                         {'type': 'mrkdwn', 'text': 'reminded daily until done'}]}]}}
 
 
 def test_every_kind_has_a_golden_payload():
@@ -311,7 +325,7 @@ def test_long_lists_are_cut_to_slack_limits():
 
 
 def test_unknown_kind_names_the_known_ones():
-    with pytest.raises(KeyError, match="known: alert.acknowledged, alert.firing"):
+    with pytest.raises(KeyError, match="known: action_item_reminder, alert.acknowledged, alert.firing"):
         render("nope")
 
 

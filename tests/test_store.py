@@ -88,7 +88,7 @@ def test_expected_tables_exist() -> None:
         "check_runs", "check_results", "metrics", "alerts", "incidents", "incident_events",
         "approval_requests", "approval_decisions", "notification_outbox", "slack_threads",
         "chain_actions", "watcher_checkpoints", "processed_blocks", "backups", "drills", "audit_log", "silences",
-        "safe_transactions", "safe_confirmations", "parameter_changes", "timelock_operations",
+        "safe_transactions", "safe_confirmations", "parameter_changes", "timelock_operations", "action_items",
     }  # fmt: skip
 
 
@@ -155,6 +155,17 @@ def _safe_tx():
                            executed_block=2**40)
 
 
+def _action_item(session: Session):
+    from datetime import date
+
+    from vvops.store.action_item_models import ActionItem
+
+    incident = _incident(session)
+    return ActionItem(incident_key=incident.key, position=0, title="add a rate limit", owner="mei",
+                      due_on=date(2024, 5, 20), status="done", created_at=T0, done_at=T0 + timedelta(days=2),
+                      done_by="mei", evidence="https://git.example/pr/1")
+
+
 FACTORIES: dict[str, Callable[[Session], object]] = {
     "check_runs": _run,
     "check_results": lambda s: CheckResult(run=_run(s), check_id="oracle.staleness", area="oracle", status="warn",
@@ -198,6 +209,7 @@ FACTORIES: dict[str, Callable[[Session], object]] = {
     "timelock_operations": lambda s: TimelockOperation(environment="devnet", chain_id=31337, timelock="0x" + "1" * 40,
                                                        operation_id="0x" + "2" * 64, idempotency_key="k",
                                                        target="0x" + "3" * 40, ready_at=2**40, status="scheduled"),
+    "action_items": lambda s: _action_item(s),
     "audit_log": lambda s: AuditEntry(id=1, at=T0, actor="a", action="b", subject="c", source="system",
                                       details={}, prev_hash="0" * 64, hash="1" * 64),  # fmt: skip
 }

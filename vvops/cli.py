@@ -247,6 +247,9 @@ def _parser() -> argparse.ArgumentParser:
     add_signer_options(confirm)
     confirm.set_defaults(handler=_cmd_checklist_confirm)
 
+    from vvops.procedures.action_items_cli import add_parser as add_action_items_parser
+
+    add_action_items_parser(sub)
     from vvops.safe.cli import add_parser as add_safe_parser
 
     add_safe_parser(sub, _safe_cli_errors)

@@ -89,6 +89,7 @@ class GroupNotification:
             return {"id": a.alert_id, "fingerprint": a.fingerprint, "severity": a.severity, "status": a.status,
                     "labels": dict(a.labels), "summary": a.annotations.get("summary", ""),
                     "description": a.annotations.get("description", ""), "starts_at": a.starts_at.isoformat(),
+                    **({"runbook_url": a.annotations["runbook_url"]} if a.annotations.get("runbook_url") else {}),
                     "ends_at": a.ends_at.isoformat() if a.ends_at else None, "count": a.count}
 
         return {

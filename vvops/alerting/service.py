@@ -93,6 +93,7 @@ class AlertService:
             lock_alerts(s)
             open_rows = {a.fingerprint: a for a in self._open(s)}
             for inst in alerts:
+                self._add_runbook(inst)
                 row = open_rows.get(inst.fingerprint)
                 if row is None:
                     row = self._create(s, inst, now)
@@ -107,6 +108,14 @@ class AlertService:
                     self._mark_resolved(s, row, now, by="system", reason="condition cleared")
             s.flush()
             return self._tick(s, now, environment)
+
+    def _add_runbook(self, inst: AlertInstance) -> None:
+        """The runbook section that handles the alert (config/runbooks.yaml) as the `runbook_url` annotation, as
+        Prometheus rules carry it; a rule's own runbook_url annotation wins."""
+        books = getattr(self.cfg, "runbooks", None)
+        url = books.for_alert(inst.rule, inst.labels) if books is not None else None
+        if url and not inst.annotations.get("runbook_url"):
+            inst.annotations["runbook_url"] = url
 
     def resolve(self, ref: int | str, *, now: datetime, by: str = "system", reason: str = "",
                 source: str = "system") -> list[dict[str, Any]]:

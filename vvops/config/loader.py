@@ -46,6 +46,7 @@ from .schema import (
 from .alerting_schema import AlertingFile, Route  # noqa: E402,I001  (after .schema: it builds on it)
 from .communications_schema import CommunicationsFile  # noqa: E402
 from .status_page_schema import StatusPageFile  # noqa: E402
+from .runbooks_schema import RunbooksFile, runbook_problems  # noqa: E402
 from .secrets import (
     is_secret_key,
     literal_key_in_url,
@@ -84,6 +85,7 @@ CONFIG_FILES: dict[str, tuple[type[BaseModel], str]] = {
 OPTIONAL_CONFIG_FILES: dict[str, tuple[type[BaseModel], str]] = {
     "status_page.yaml": (StatusPageFile, "the public status page: components and the checks that set their state"),
     "communications.yaml": (CommunicationsFile, "public statements: templates, channels, partner and exchange contacts"),
+    "runbooks.yaml": (RunbooksFile, "the runbook section that handles each alert rule and each check"),
 }
 
 ENVIRONMENT_VAR = "VVOPS_ENVIRONMENT"
@@ -771,6 +773,18 @@ def _status_page_checks(ctx: _Ctx) -> None:
                         did_you_mean(name, contract_names))
 
 
+def _runbook_checks(ctx: _Ctx, config_dir: Path) -> None:
+    """Every alert rule and check has a runbook section that is a heading of the document (runbooks_schema)."""
+    books = ctx.files.get("runbooks.yaml")
+    if not isinstance(books, RunbooksFile):
+        return
+    checks, alerting = ctx.files.get("checks.yaml"), ctx.files.get("alerting.yaml")
+    for file, loc, message, hint in runbook_problems(
+            books, config_dir, check_ids=[c.id for c in checks.checks] if isinstance(checks, ChecksFile) else None,
+            alert_rules=[r.name for r in alerting.rules] if isinstance(alerting, AlertingFile) else None):
+        ctx.add(file, loc, message, hint)
+
+
 def _collect(config_dir: Path, environments: list[str] | None, artifacts_dir: Path | None
              ) -> tuple[list[ConfigProblem], dict[str, BaseModel | None], list[str]]:
     problems: list[ConfigProblem] = []
@@ -808,6 +822,7 @@ def _collect(config_dir: Path, environments: list[str] | None, artifacts_dir: Pa
     try:
         _cross_checks(ctx)
         _status_page_checks(ctx)
+        _runbook_checks(ctx, config_dir)
     except Exception as e:  # a bug here must still end as a line, not a traceback
         ctx.add("(config)", FILE_LEVEL, f"internal error in the cross-file checks: {type(e).__name__}",
                 "please report it; the problems listed before this line are still valid")

@@ -989,6 +989,8 @@ class IncidentProcedure(Frozen):
     post_incident_report_due_days: PositiveInt = 5
     """The post-incident report is due this many days after resolution."""
     reopen_window_hours: NonNegInt = 24
+    action_item_due_days: PositiveInt = 14
+    """A post-incident action item without its own `due YYYY-MM-DD` is due this many days after resolution."""
 
 
 class UpgradeProcedure(Frozen):
@@ -1017,6 +1019,8 @@ class ActionRoles(Frozen):
     """`vvops slots release`: free a contract slot someone else's run holds."""
     checklist_signoff_other_role: Annotated[tuple[RoleName, ...], Field(min_length=1)] = ("ops_lead",)
     """`vvops checklist confirm` of an item owned by a role the person does not hold."""
+    action_item_close_other_roles: Annotated[tuple[RoleName, ...], Field(min_length=1)] = ("ops_lead",)
+    """`vvops action-items done` of an item someone else owns."""
 
 
 class ProceduresFile(Frozen):
@@ -1065,6 +1069,7 @@ class CapacityFile(Frozen):
 from .alerting_schema import AlertingFile  # noqa: E402  (it builds on the types above)
 from .communications_schema import CommunicationsFile  # noqa: E402
 from .status_page_schema import StatusPageFile  # noqa: E402
+from .runbooks_schema import RunbooksFile  # noqa: E402
 
 # ---------------------------------------------------------------------------- everything
 
@@ -1086,6 +1091,7 @@ class OpsConfig(Frozen):
     alerting: AlertingFile = AlertingFile()
     status_page: StatusPageFile = StatusPageFile()
     communications: CommunicationsFile = CommunicationsFile()
+    runbooks: RunbooksFile = RunbooksFile()
 
     @property
     def env(self) -> Environment:

@@ -7,7 +7,8 @@ supplied text is escaped for Slack mrkdwn (`&`, `<`, `>`) and cut to Slack's blo
 Kinds (`KINDS` maps each to its builder; `render(kind, **data)` dispatches):
 check_failure, summary, summary_failures, approval_request, approval_update, incident_opened,
 incident_updated, incident_resolved, escalation_page, oncall_handoff, and the alerting framework's grouped
-notifications alert.firing / alert.repeat / alert.resolved / alert.acknowledged.
+notifications alert.firing / alert.repeat / alert.resolved / alert.acknowledged, and action_item_reminder.
+Check failures and firing alerts carry the runbook section that handles them (`runbook_url`, config/runbooks.yaml).
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def _check(item: Any) -> dict[str, Any]:
     if isinstance(item, Mapping):
         data = dict(item)
     else:
-        data = {k: getattr(item, k, None) for k in ("id", "area", "status", "message", "value", "threshold", "hint")}
+        data = {k: getattr(item, k, None) for k in ("id", "area", "status", "message", "value", "threshold", "hint",
+                                                    "runbook_url")}
     data.setdefault("status", "unknown")
     return data
 
@@ -137,6 +139,8 @@ def check_failure(*, environment: str, check: Any, run_url: str | None = None) -
     ]
     if c.get("hint"):
         blocks.append(section(f":bulb: *What to do:* {escape(c['hint'])}"))
+    if runbook := runbook_line(c.get("runbook_url")):
+        blocks.append(section(runbook))
     if run_url:
         blocks.append(context(link(run_url, "Open the run in Prefect")))
     text = f"{title} — {c.get('message') or ''}".rstrip(" —")
@@ -182,6 +186,8 @@ def summary_failures(*, cadence: str, environment: str, failing: Iterable[Any]) 
     if chunk:
         blocks.append(section("\n".join(chunk)))
     hints = [f"`{escape(c.get('id'))}`: {escape(c['hint'])}" for c in items[:MAX_LISTED] if c.get("hint")]
+    hints += [f"`{escape(c.get('id'))}`: {runbook_line(c['runbook_url'])}" for c in items[:MAX_LISTED]
+              if c.get("runbook_url")]
     if hints:
         blocks.append(context(*[_cut("\n".join(hints), MAX_SECTION)]))
     text = f"Failing {cadence} checks on {environment}: " + "; ".join(
@@ -337,8 +343,11 @@ def alert_group(*, status: str, summary: str, severity: str, group_key: str, fir
     for a in firing:
         extra = " (acknowledged)" if a.get("status") == "acknowledged" else ""
         extra += f" ×{a['count']}" if int(a.get("count") or 1) > 1 else ""
-        lines.append(f"{SEVERITY_ICON.get(str(a.get('severity')), '')} *{escape(a.get('severity', ''))}* "
-                     f"{escape(a.get('summary') or (a.get('labels') or {}).get('alertname', ''))}{extra}".strip())
+        line = (f"{SEVERITY_ICON.get(str(a.get('severity')), '')} *{escape(a.get('severity', ''))}* "
+                f"{escape(a.get('summary') or (a.get('labels') or {}).get('alertname', ''))}{extra}".strip())
+        if runbook := runbook_line(a.get("runbook_url")):
+            line += f" — {runbook.removeprefix(':book: ')}"
+        lines.append(line)
     for a in resolved:
         lines.append(f":white_check_mark: resolved: {escape(a.get('summary') or (a.get('labels') or {}).get('alertname', ''))}")
     blocks = [section(f"{icon} *{escape(status.upper())}* {escape(summary)}")]
@@ -370,6 +379,28 @@ def audit_anchor(*, environment: str, rows: int, head_hash: str, at: str, devnet
                            context(escape(at), *notes)])
 
 
+def action_item_reminder(*, item_id: int, incident: str, title: str, owner: str, due_on: str, days_overdue: int,
+                         owner_slack_id: str | None = None) -> Message:
+    """A post-incident action item past its due date (kind `action_item_reminder`, once a day until done)."""
+    days = f"{days_overdue} day{'s' if days_overdue != 1 else ''}"
+    text = f"Action item #{item_id} ({incident}) is {days} overdue: {title} (owner {owner}, due {due_on})"
+    close = f"`vvops action-items done {item_id} --by {escape(owner)} --evidence LINK`"
+    return _message(text, [
+        section(f":alarm_clock: {mention(owner_slack_id, owner)} action item *#{escape(item_id)}* from "
+                f"*{escape(incident)}* is {days} overdue (due {escape(due_on)}):\n{escape(title)}"),
+        context(f"close it: {close}", "reminded daily until done")])
+
+
+def runbook_line(runbook_url: str | None) -> str | None:
+    """`Runbook: <url|section>` (a clickable link for http(s) URLs, else the document path as code)."""
+    if not runbook_url:
+        return None
+    label = runbook_url.rsplit("#", 1)[-1] if "#" in runbook_url else runbook_url
+    if runbook_url.startswith(("https://", "http://")):
+        return f":book: Runbook: {link(runbook_url, label)}"
+    return f":book: Runbook: `{escape(runbook_url)}`"
+
+
 def _alert_kind(status: str) -> Callable[..., Message]:
     def build(**data: Any) -> Message:
         return alert_group(status=status, **data)
@@ -394,6 +425,7 @@ KINDS: dict[str, Callable[..., Message]] = {
     "alert.repeat": _alert_kind("repeat"),
     "alert.resolved": _alert_kind("resolved"),
     "alert.acknowledged": alert_acknowledged,
+    "action_item_reminder": action_item_reminder,
 }
 
 

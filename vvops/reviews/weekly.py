@@ -116,27 +116,47 @@ def approvals_overview(requests: pd.DataFrame | None, *, start: datetime, end: d
     return out
 
 
-def open_action_items(incidents: pd.DataFrame | None) -> list[dict[str, Any]]:
-    """Action items from post-incident reports (`report.action_items`) that are not done.
-
-    An item is a dict with `title` (or `action`), optional `owner`, `due`, and `status`/`done`.
+def open_action_items(incidents: pd.DataFrame | None, items: pd.DataFrame | None = None, *,
+                      at: datetime | None = None) -> list[dict[str, Any]]:
+    """Open post-incident action items: the records (`items`: id, incident, title, owner, due_on, status, done_at;
+    owner and due date from the table, `overdue` when the due date passed before `at`), plus, for incidents that
+    have no records (reports written before action items were records), the items of their report JSON.
     """
-    items: list[dict[str, Any]] = []
-    if incidents is None or incidents.empty:
-        return items
-    for r in incidents.to_dict(orient="records"):
-        report = r.get("report") or {}
-        if not isinstance(report, dict):
-            continue
-        for item in report.get("action_items") or []:
-            if isinstance(item, str):
-                item = {"title": item}
-            done = bool(item.get("done")) or str(item.get("status", "")).lower() in ("done", "closed", "resolved")
-            if done:
+    out: list[dict[str, Any]] = []
+    recorded: set[str] = set()
+    today = (at or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
+    if items is not None and not items.empty:
+        recorded = set(items["incident"].astype(str))
+        for r in items.to_dict(orient="records"):
+            done_at = _utc(r.get("done_at"))
+            if r["status"] == "done" and (done_at is None or done_at.date() <= today):
                 continue
-            items.append({"incident": r["key"], "item": item.get("title") or item.get("action") or "?",
-                          "owner": item.get("owner", ""), "due": str(item.get("due", "") or "")})
-    return sorted(items, key=lambda i: (i["due"] or "9999", i["incident"]))
+            due = pd.Timestamp(r["due_on"]).date()
+            out.append({"id": f"#{int(r['id'])}", "incident": r["incident"], "item": r["title"], "owner": r["owner"],
+                        "due": due.isoformat(), "overdue": "⚠️ overdue" if due < today else ""})
+    if incidents is not None and not incidents.empty:
+        for r in incidents.to_dict(orient="records"):
+            report = r.get("report") or {}
+            if not isinstance(report, dict) or r["key"] in recorded:
+                continue
+            for item in report.get("action_items") or []:
+                if isinstance(item, str):
+                    item = {"title": item}
+                done = bool(item.get("done")) or str(item.get("status", "")).lower() in ("done", "closed", "resolved")
+                if done:
+                    continue
+                out.append({"id": "", "incident": r["key"], "item": item.get("title") or item.get("action") or "?",
+                            "owner": item.get("owner", ""), "due": str(item.get("due", "") or ""), "overdue": ""})
+    return sorted(out, key=lambda i: (i["due"] or "9999", i["incident"], i["id"]))
+
+
+def action_items_recorded(items: pd.DataFrame | None, incidents: pd.DataFrame | None) -> bool:
+    """Whether the store holds any action item at all (else the section says "no data", not "none open")."""
+    if items is not None and not items.empty:
+        return True
+    if incidents is None or incidents.empty:
+        return False
+    return any(isinstance(r, dict) and r.get("action_items") for r in incidents["report"])
 
 
 def integrations_health(results: pd.DataFrame | None, checks: tuple[str, ...] = INTEGRATION_CHECKS) -> list[dict]:
@@ -240,7 +260,9 @@ def render_weekly_markdown(report: dict[str, Any], *, images: dict[str, str] | N
     if r["approvals"]["pending"]:
         lines.append(f"- {len(r['approvals']['pending'])} approval request(s) pending")
     if r["action_items"]:
-        lines.append(f"- {len(r['action_items'])} open post-incident action item(s)")
+        overdue = sum(1 for i in r["action_items"] if i.get("overdue"))
+        lines.append(f"- {len(r['action_items'])} open post-incident action item(s)"
+                     + (f", {overdue} overdue" if overdue else ""))
     lines += ["", f"## Capacity planning (horizon {r['capacity']['horizon_days']} days)", ""]
     cap_rows = [{"series": p["series"], "now": fmt(p["level_now"], 2), "trend/30d": fmt(p["growth_pct_30d"], 1) + " %"
                  if p["growth_pct_30d"] is not None else "—", "R²": fmt(p["r2"], 2),
@@ -267,7 +289,9 @@ def render_weekly_markdown(report: dict[str, Any], *, images: dict[str, str] | N
               md_table(r["flow_runs"], empty="_None (or the Prefect API had no runs)._"), "",
               "### Approvals", "", "Pending:", "", md_table(r["approvals"]["pending"]), "",
               "Expired this week:", "", md_table(r["approvals"]["expired"]), "",
-              "### Open action items from post-incident reports", "", md_table(r["action_items"]), "",
+              "### Open action items from post-incident reports", "",
+              md_table(r["action_items"], empty="_none open_" if r.get("action_items_recorded", True) else
+                       "_no data: no post-incident action items recorded_"), "",
               "### On call next week", "", md_table(r["oncall"], empty="_No rotations configured._"), ""]
     return "\n".join(lines)
 
@@ -281,6 +305,6 @@ def slack_summary_weekly(report: dict[str, Any]) -> str:
             f"• Incidents: {inc['count']} (MTTA {fmt(inc['mtta_minutes'])} min, MTTR {fmt(inc['mttr_minutes'])} min)\n"
             f"• Check pass rate: {rate}\n• Failed/late flow runs: {len(report['flow_runs'])}\n"
             f"• Approvals pending: {len(report['approvals']['pending'])}; open action items: "
-            f"{len(report['action_items'])}\n")
+            f"{len(report['action_items'])} ({sum(1 for i in report['action_items'] if i.get('overdue'))} overdue)\n")
     text += "".join(f"• ⚠️ {x}\n" for x in recs) or "• Capacity: no limit inside the horizon\n"
     return text
