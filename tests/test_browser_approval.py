@@ -152,8 +152,11 @@ def test_a_lead_approves_in_the_prefect_ui_and_the_flow_completes(ui_server, tmp
                 assert dialog.get_by_text("Slack", exact=False).filter(has_text="decision id").count() == 0
                 assert dialog.get_by_text("Approver", exact=True).count() == 0
                 decision = dialog.locator(".schema-form-property", has_text="Decision").first
-                decision.locator(".p-select-button").first.click()
+                # the UI's select opens from the keyboard (a synthetic click on its button does not open it)
+                decision.locator("button.p-select-button__control").first.focus()
+                page.keyboard.press("ArrowDown")
                 page.locator(".p-select-option").filter(has_text=re.compile(r"^\W*approve\W*$")).first.click()
+                expect(decision.locator(".p-select-button__value")).to_have_text(re.compile("approve"))
                 dialog.locator(".schema-form-property", has_text="Reason").first.locator("textarea").fill(
                     "checked the bounds and the timelock queue")
                 # the lead's wallet signs the Decision shown above; they paste the signature
@@ -164,7 +167,9 @@ def test_a_lead_approves_in_the_prefect_ui_and_the_flow_completes(ui_server, tmp
             except Exception:
                 page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
                 (tmp_path / "failure.html").write_text(page.content())
-                print("DIALOG HTML:", page.locator("[role=dialog]").first.inner_html()[:4000])
+                dialog_html = page.locator("[role=dialog]").first.inner_html()
+                form_at = max(dialog_html.find("schema-form"), 0)
+                print("DIALOG FORM HTML:", dialog_html[form_at:form_at + 6000])
                 raise
             finally:
                 browser.close()

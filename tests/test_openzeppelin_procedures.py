@@ -114,7 +114,7 @@ def test_the_guardian_pauses_and_two_leads_unpause_through_the_timelock(ops_flow
     from flows.unpause import unpause
 
     vault = fresh_devnet_state.contract("OZVaultV1", oz_devnet.contracts["oz_vault"])
-    paused = emergency_pause(reason=f"drain {uuid.uuid4().hex[:6]}", requested_by="erin", severity="P0",
+    paused = emergency_pause(reason=f"drain {uuid.uuid4().hex[:6]}", requested_by="lukas", severity="P0",
                              environment=ENV)
     assert paused["status"] == "paused" and paused["contract"] == "oz_vault" and vault.call("paused")
     with ops_store_engine.connect() as conn:
@@ -123,7 +123,7 @@ def test_the_guardian_pauses_and_two_leads_unpause_through_the_timelock(ops_flow
     assert sender == oz_devnet.accounts.guardian.address   # GUARDIAN_ROLE, not an ownable guardian() getter
 
     reason = f"fixed {uuid.uuid4().hex[:6]}"
-    thread = flow_in_thread(unpause, reason=reason, requested_by="erin", environment=ENV, approval_poll_interval=0.5)
+    thread = flow_in_thread(unpause, reason=reason, requested_by="lukas", environment=ENV, approval_poll_interval=0.5)
     run_id = approval_run_id(ops_store_engine, f"unpause oz_vault: {reason}", timeout=120)
     key = _answer(run_id, "amara")
     _answer(run_id, "daniel", after=key)

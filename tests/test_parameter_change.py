@@ -34,12 +34,9 @@ def _actions(engine, run_id: str) -> list[str]:
 def no_recent_changes(request):
     """Each test starts without earlier changes of feeBps (the 24 h cooldown would refuse the next one)."""
     if "ops_store_engine" in request.fixturenames:
-        from sqlalchemy import delete
+        from tests.fixtures.ops_fixtures import forget_parameter_changes
 
-        from vvops.store.change_models import ParameterChange
-
-        with request.getfixturevalue("ops_store_engine").begin() as conn:
-            conn.execute(delete(ParameterChange))
+        forget_parameter_changes(request.getfixturevalue("ops_store_engine"))
 
 
 def _key(new_value: int) -> str:

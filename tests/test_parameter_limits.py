@@ -15,8 +15,9 @@ from vvops.store.models import AuditEntry, ChainAction
 
 @pytest.fixture
 def feebps_history(ops_store_engine):
-    with ops_store_engine.begin() as conn:
-        conn.execute(delete(ParameterChange))
+    from tests.fixtures.ops_fixtures import forget_parameter_changes
+
+    forget_parameter_changes(ops_store_engine)
     yield ops_store_engine
 
 

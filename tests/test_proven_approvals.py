@@ -59,14 +59,9 @@ def _fee(chain, devnet) -> int:
 def test_forged_decisions_through_the_bare_api_are_refused_audited_and_send_nothing(
         strict_identity, no_recent_parameter_changes, ops_flows, ops_store_engine, prefect_api, devnet, fresh_devnet_state, flow_in_thread,
         monkeypatch):
-    from sqlalchemy import delete
-
     from flows.parameter_change import parameter_change
     from vvops.cli import main
-    from vvops.store.change_models import ParameterChange
 
-    with ops_store_engine.begin() as conn:   # no earlier feeBps change: the cooldown would refuse this one
-        conn.execute(delete(ParameterChange))
     params = dict(parameter="feeBps", new_value=40, proposer="kwame", justification="attack test")
     run = flow_in_thread(parameter_change, **params, environment="devnet", approval_poll_interval=0.5,
                          **signed_proposal(parameter_change, "parameter_change", "kwame", params))

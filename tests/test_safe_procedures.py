@@ -62,14 +62,15 @@ def test_parameter_change_through_the_safe_owners_sign_out_of_order_one_invalid(
     assert _fee(safe_ops, safe_devnet) == 42
     with ops_store_engine.connect() as conn:
         keys = conn.execute(select(ChainAction.idempotency_key, ChainAction.from_address).where(
-            ChainAction.idempotency_key.like(f"parameter_change:{run_id}:%")).order_by(ChainAction.id)).all()
+            ChainAction.idempotency_key.like(f"parameter_change:{result['change_id']}:%")).order_by(ChainAction.id)).all()
         decisions = conn.execute(select(ApprovalDecision.approver, ApprovalDecision.accepted).join(ApprovalRequest)
                                  .where(ApprovalRequest.flow_run_id == run_id)).all()
         audits = conn.execute(select(AuditEntry.action, AuditEntry.details).where(
             AuditEntry.subject == f"safe:{proposal.safe_tx_hash}").order_by(AuditEntry.id)).all()
     governance = safe_devnet.accounts.governance.address
-    assert keys == [(f"parameter_change:{run_id}:schedule:exec", governance),
-                    (f"parameter_change:{run_id}:execute", governance)]
+    change_id = result["change_id"]
+    assert keys == [(f"parameter_change:{change_id}:schedule:exec", governance),
+                    (f"parameter_change:{change_id}:execute", governance)]
     assert sorted(decisions) == [("amara", True), ("kwame", True)]
     actions = [a for a, _ in audits]
     assert actions == ["safe.proposed", "safe.confirmation.accepted", "safe.confirmation.refused",

@@ -1208,7 +1208,10 @@ class _one_line_flow_errors:
     def __enter__(self):
         import logging
 
-        self._handlers = [h for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.flows")
+        from prefect.logging.configuration import ensure_logging_setup
+
+        ensure_logging_setup()  # Prefect configures logging lazily; its console handler sits on the root logger
+        self._handlers = [h for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.flows")
                           for h in logging.getLogger(name).handlers
                           if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
                           and type(h).__name__ != "APILogHandler"]
