@@ -62,10 +62,10 @@ def _everything_the_api_returns(api: httpx.Client) -> dict[str, str]:
         "block_documents/filter": api.post("/block_documents/filter", json={"include_secrets": False}),
         "block_schemas/filter": api.post("/block_schemas/filter", json={}),
         "block_types/filter": api.post("/block_types/filter", json={}),
-        "flow_runs/filter": api.post("/flow_runs/filter", json={}),
-        "task_runs/filter": api.post("/task_runs/filter", json={}),
-        "logs/filter": api.post("/logs/filter", json={}),
-        "artifacts/filter": api.post("/artifacts/filter", json={}),
+        "flow_runs/filter": api.post("/flow_runs/filter", json={"sort": "START_TIME_DESC"}),
+        "task_runs/filter": api.post("/task_runs/filter", json={"sort": "EXPECTED_START_TIME_DESC"}),
+        "logs/filter": api.post("/logs/filter", json={"sort": "TIMESTAMP_DESC"}),  # newest page
+        "artifacts/filter": api.post("/artifacts/filter", json={"sort": "CREATED_DESC"}),
         "events/filter": api.post("/events/filter", json={}),
     }
     for doc in ours:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from vvops.procedures.upgrades import stabilisation_check_due, stabilisation_window
 from vvops.store.models import CheckResult, CheckRun
@@ -34,6 +34,9 @@ def test_the_sweep_runs_protocol_health_during_stabilisation_and_not_after(ops_f
 
     saved = Variable.get(STABILISATION_VARIABLE, default=None)
     now = datetime.now(timezone.utc)
+    with ops_store_engine.begin() as conn:  # an earlier test's stabilisation run would make this one not yet due
+        conn.execute(update(CheckRun).where(CheckRun.flow_name == "stabilisation-checks")
+                     .values(started_at=now - timedelta(days=2)))
     try:
         Variable.set(STABILISATION_VARIABLE, {"devnet": {**stabilisation_window(completed_at=now - timedelta(minutes=5),
                                                                                   hours=24),

@@ -151,16 +151,27 @@ _TIME_COLUMNS = ("created_at", "opened_at", "ts", "at", "requested_at", "decided
                  "processed_at", "starts_at")
 
 
-def newest_row_at(engine: Engine):
-    """The newest timestamp in any store table (what a restore of this database brings back at most)."""
-    from datetime import timezone
+def _holds_datetimes(column) -> bool:
+    from sqlalchemy import DateTime
 
+    return isinstance(getattr(column.type, "impl", column.type), DateTime)
+
+
+def newest_row_at(engine: Engine, now=None):
+    """The newest timestamp in any store table (what a restore of this database brings back at most).
+
+    Times after `now` are not write times (a silence or window scheduled ahead, a chain's time-travelled block
+    times): counting them would make the recovery point lie in the future and the RPO negative."""
+    from datetime import datetime, timezone
+
+    now = now or datetime.now(timezone.utc)
     newest = None
     with engine.connect() as conn:
         for table in Base.metadata.sorted_tables:
             for name in _TIME_COLUMNS:
-                if name in table.c:
-                    value = conn.scalar(select(func.max(table.c[name])))
+                if name in table.c and _holds_datetimes(table.c[name]):  # not slack_threads.ts, a Slack id
+                    column = table.c[name]
+                    value = conn.scalar(select(func.max(column)).where(column <= now))
                     if value is not None:
                         value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
                         newest = value if newest is None or value > newest else newest
