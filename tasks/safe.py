@@ -12,14 +12,19 @@ Where the timelock's proposer is a Safe (environments.yaml `safe`, devnet `--gov
   names one (polled: proposals are posted there, confirmations read back and verified here).
   On every resume the chain is read: executed by the owners themselves → approved (and nothing will be sent);
   the nonce used by another transaction → superseded: the form offers `repropose` (the next free nonce, the
-  owners sign again). Expiry fails closed as for any approval (escalation by the approval sweep).
+  owners sign again). While paused, the run also reads the Safe's nonce itself (`_WakeOnChain`, every poll
+  interval): once the proposal's nonce is used (the owners executed it in the Safe UI, or something else took it)
+  it resumes itself, so a waiting run goes on without anyone resuming it. Expiry fails closed as for any approval
+  (escalation by the approval sweep).
 - `safe_send(...)`: what tasks/governance.py calls for a timelock call the Safe holds: executes the proposal
   stored under that key exactly once (vvops/safe/execute.py) — or finds the owners' own execution.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -230,7 +235,11 @@ def request_safe_approval(*, procedure: str, subject: str, risk: str, proposer: 
                 description=describe_safe(subject=subject, state=state, gov=gov, request=request,
                                           description_md=description_md, refusal=refusal),
                 signature="", owner="", repropose=False)
+            watch = _WakeOnChain(environment, gov.address, state.nonce, _flow_run_id(), poll_interval) \
+                if state.status == proposals.PROPOSED else None
             try:
+                if watch:
+                    watch.start()
                 answer = pause_flow_run(wait_for_input=form, timeout=max(1, math.ceil(remaining)),
                                         poll_interval=poll_interval)
             except FlowPauseTimeout:
@@ -238,9 +247,53 @@ def request_safe_approval(*, procedure: str, subject: str, risk: str, proposer: 
                 proposals.abandon(engine, idempotency_key, f"approval #{request_id} expired")
                 logger.error("Safe approval #%s expired: rejected (fail closed)", request_id)
                 raise
+            finally:
+                if watch:
+                    watch.stop()
             refusal = _apply(engine, reader, gov, idempotency_key, answer, environment)
             if refusal:
                 logger.warning("Safe proposal %s: %s; still waiting", idempotency_key, refusal)
+
+
+class _WakeOnChain:
+    """While the run is paused for confirmations, read the Safe's nonce every `interval` s; once the proposal's nonce
+    is used (the owners executed it themselves, or another transaction took it) resume the run with an empty
+    answer, as `vvops safe confirm` does, and stop: the run then reads the chain (`_sync`) and goes on. Resuming is
+    retried until it takes (the run may not be paused yet) and is harmless when someone else resumed first."""
+
+    def __init__(self, environment: str, safe: str, nonce: int, flow_run_id: str | None, interval: float):
+        self._environment, self._safe, self._nonce, self._run_id = environment, safe, nonce, flow_run_id
+        self._interval = max(0.2, float(interval))
+        self._stopped = threading.Event()
+        context = contextvars.copy_context()  # Prefect's settings (API URL) live in context variables
+        self._thread = threading.Thread(target=context.run, args=(self._watch,), daemon=True,
+                                        name=f"safe-wake-{nonce}")
+
+    def start(self) -> None:
+        if self._run_id:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self._interval + 5)
+
+    def _watch(self) -> None:
+        from uuid import UUID
+
+        from prefect.flow_runs import resume_flow_run
+
+        logger = get_run_logger()
+        while not self._stopped.wait(self._interval):
+            try:
+                with rpc_client(self._environment) as rpc:
+                    if SafeReader(rpc, self._safe).nonce() <= self._nonce:
+                        continue
+                logger.info("Safe nonce %s was used on chain while waiting: resuming to read it", self._nonce)
+                resume_flow_run(UUID(self._run_id), run_input={"signature": "", "owner": "", "repropose": False})
+                return
+            except Exception as exc:  # noqa: BLE001 - RPC trouble or the run not (yet / any more) paused: next round
+                logger.debug("Safe chain watch: %s", exc)
 
 
 def _sync(engine, reader: SafeReader, gov: SafeGovernance, key: str, environment: str) -> proposals.ProposalState:

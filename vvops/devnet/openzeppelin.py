@@ -10,7 +10,9 @@ Pausable, UUPS), and Multicall3 at its canonical address (0xcA11…CA11, put the
   (`oz_proxy_admin`, created by the proxy) is owned by the timelock;
 - `oz_vault_beacon` is a BeaconProxy whose `oz_beacon` is owned by the timelock;
 - every vault: DEFAULT_ADMIN_ROLE and GOVERNANCE_ROLE held by the timelock, GUARDIAN_ROLE by the guardian account;
-- the timelock: proposer/canceller and executor = the governance account, no extra admin (self-administered).
+- the timelock: proposer/canceller and executor = the governance account, no extra admin (self-administered);
+  under `--governance safe` (vvops.devnet.safe_deploy.timelock_holders, as for our protocol) a Safe v1.4.1 (2 of 3
+  leads) is proposer/canceller and executor, the governance account only an executor (it sends execTransaction).
 
 The addresses go into devnet.json under `contracts.oz_*` (beside ours when both run on one node) so that the
 `devnet-oz` environment of config/contracts.yaml reads them with `from-devnet:oz_vault` and so on.
@@ -19,7 +21,7 @@ The addresses go into devnet.json under `contracts.oz_*` (beside ours when both 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,8 @@ class OzDevnetInfo:
     timelock_delay: int
     contracts: dict[str, str]  # oz_* keys → address
     accounts: DevnetAccounts
+    governance: str = "eoa"  # "safe": a Safe (section `safe`) holds the timelock's proposer role
+    safe: dict[str, Any] | None = field(default=None, repr=False)  # vvops.devnet.safe_deploy (owner keys inside)
 
     def contracts_json(self) -> dict[str, str]:
         return dict(self.contracts)
@@ -77,9 +81,13 @@ class OzDevnetInfo:
             f"  TimelockController               {c['oz_timelock']} (min delay {self.timelock_delay} s; "
             "holds DEFAULT_ADMIN_ROLE and GOVERNANCE_ROLE, owns the ProxyAdmin and the beacon)",
             f"  Multicall3 (canonical)           {c['multicall3_canonical']}",
-            f"  governance                       {a.governance.address} (timelock proposer/canceller/executor)",
+            f"  governance                       {a.governance.address} (timelock "
+            + ("executor; sends the Safe's execTransaction)" if self.safe else "proposer/canceller/executor)"),
             f"  guardian                         {a.guardian.address} (GUARDIAN_ROLE)",
-        ])
+        ] + ([f"  safe                             {self.safe['address']} (Safe {self.safe['version']}, "
+              f"{self.safe['threshold']} of {len(self.safe['owners'])}: "
+              + ", ".join(o.get("person") or o["address"] for o in self.safe["owners"])
+              + "; timelock proposer/canceller + executor)"] if self.safe else []))
 
 
 def _deploy_data(name: str, types: list[str] | None = None, args: list | None = None) -> bytes:
@@ -89,17 +97,32 @@ def _deploy_data(name: str, types: list[str] | None = None, args: list | None = 
 
 def deploy_openzeppelin(rpc_url: str, *, timelock_delay: int = 3600, fee_bps: int = DEFAULT_FEE_BPS,
                         deposit_cap: int = DEFAULT_DEPOSIT_CAP, seed_deposits: bool = True,
-                        timeout: float = 60.0) -> OzDevnetInfo:
-    """Deploy the OpenZeppelin reference protocol on the node at `rpc_url` (which manages anvil's accounts)."""
+                        timeout: float = 60.0, governance: str = "eoa", safe: dict[str, Any] | None = None
+                        ) -> OzDevnetInfo:
+    """Deploy the OpenZeppelin reference protocol on the node at `rpc_url` (which manages anvil's accounts).
+    `governance="safe"`: the Safe profile of our protocol (`deploy_devnet`): a Safe v1.4.1 holds the
+    TimelockController's PROPOSER_ROLE and CANCELLER_ROLE and, beside the governance account, EXECUTOR_ROLE.
+    `safe`: reuse the Safe of that devnet.json section (already on this node) instead of deploying one."""
+    if governance not in ("eoa", "safe"):
+        raise DeployError(f"governance must be 'eoa' or 'safe', not {governance!r}")
+    from vvops.devnet.safe_deploy import timelock_holders
+
     chain = Chain(rpc_url, timeout=max(10.0, timeout / 4))
     try:
-        return _deploy(chain, timelock_delay, fee_bps, deposit_cap, seed_deposits, timeout)
+        proposers, executors, safe = timelock_holders(chain, governance, devnet_accounts().governance.address,
+                                                      timeout=timeout, safe=safe)
+        info = _deploy(chain, timelock_delay, fee_bps, deposit_cap, seed_deposits, timeout,
+                       proposers=proposers, executors=executors)
+        if safe:
+            info = replace(info, governance="safe", safe=safe)
+            _verify_safe_roles(chain, info)
+        return info
     finally:
         chain.close()
 
 
 def _deploy(chain: Chain, timelock_delay: int, fee_bps: int, deposit_cap: int, seed_deposits: bool,
-            timeout: float) -> OzDevnetInfo:
+            timeout: float, proposers: list[str] | None = None, executors: list[str] | None = None) -> OzDevnetInfo:
     accounts = devnet_accounts()
     deployer, gov, guardian = accounts.deployer.address, accounts.governance.address, accounts.guardian.address
     n0 = chain.nonce(deployer)
@@ -116,7 +139,7 @@ def _deploy(chain: Chain, timelock_delay: int, fee_bps: int, deposit_cap: int, s
         _deploy_data("MockAsset"),
         _deploy_data("OZVaultV1"),
         _deploy_data("TimelockController", ["uint256", "address[]", "address[]", "address"],
-                     [timelock_delay, [gov], [gov], "0x" + "00" * 20]),
+                     [timelock_delay, proposers or [gov], executors or [gov], "0x" + "00" * 20]),
         _deploy_data("OZERC1967Proxy", ["address", "bytes"], [addr["oz_vault_v1_implementation"], init]),
         _deploy_data("OZVaultV2"),
         _deploy_data("OZVaultV2Incompatible"),
@@ -184,6 +207,18 @@ def _verify(chain: Chain, info: OzDevnetInfo) -> None:
         raise DeployError("no code at the canonical Multicall3 address")
 
 
+def _verify_safe_roles(chain: Chain, info: OzDevnetInfo) -> None:
+    """Under the Safe profile the Safe proposes and cancels (the governance account does not) and both execute."""
+    timelock = chain.contract("TimelockController", info.contracts["oz_timelock"])
+    safe, gov = info.safe["address"], info.accounts.governance.address
+    expected = {("PROPOSER_ROLE", safe): True, ("CANCELLER_ROLE", safe): True, ("EXECUTOR_ROLE", safe): True,
+                ("EXECUTOR_ROLE", gov): True, ("PROPOSER_ROLE", gov): False, ("CANCELLER_ROLE", gov): False}
+    wrong = [f"{role} {'missing for' if want else 'held by'} {who}" for (role, who), want in expected.items()
+             if bool(timelock.call("hasRole", timelock.call(role), who)) != want]
+    if wrong:
+        raise DeployError("the TimelockController's roles under the Safe profile: " + "; ".join(wrong))
+
+
 def devnet_json_of(info: OzDevnetInfo) -> dict[str, Any]:
     """The devnet.json of a node that runs only the OpenZeppelin protocol."""
     acc = info.accounts
@@ -197,17 +232,29 @@ def devnet_json_of(info: OzDevnetInfo) -> dict[str, Any]:
         "accounts": {"deployer": acc.deployer.to_dict(), "governance": acc.governance.to_dict(),
                      "guardian": acc.guardian.to_dict(), "users": [u.to_dict() for u in acc.users],
                      "attacker": acc.attacker.to_dict(), "spare": acc.spare.to_dict()},
+        # who proposes on the timelock in this profile: contracts.yaml's expected role holders read it
+        # (from-devnet:roles.oz_timelock_proposer), so the access review holds under both profiles
+        "roles": {"oz_timelock_proposer": info.safe["address"] if info.safe else acc.governance.address},
+        **({"governance": info.governance, "safe": info.safe} if info.safe else {}),
     }
 
 
 def write_openzeppelin_devnet_file(info: OzDevnetInfo, path: Path | str | None = None, *, merge: bool = False) -> Path:
     """Write devnet.json for the OpenZeppelin protocol; with `merge`, add its `oz_*` contracts to the devnet.json
-    already there (both protocols on one node, as the tests run them)."""
+    already there (both protocols on one node, as the tests run them). Merged, both protocols must share one
+    governance profile: one Safe (deploy with `safe=` that devnet.json's section) or none, since the file has one
+    `safe` section and every environment on it reads that."""
     target = Path(path) if path is not None else paths.devnet_file()
     data = devnet_json_of(info)
     if merge and target.exists():
         existing = json.loads(target.read_text(encoding="utf-8"))
+        theirs, ours = (existing.get("safe") or {}).get("address"), (info.safe or {}).get("address")
+        if theirs != ours:
+            raise DeployError(f"{target} is governed by {'Safe ' + theirs if theirs else 'the governance account'}, "
+                              f"the OpenZeppelin protocol by {'Safe ' + ours if ours else 'the governance account'}: "
+                              "deploy both under one profile (deploy_openzeppelin(..., safe=<its safe section>))")
         existing.setdefault("contracts", {}).update(data["contracts"])
+        existing.setdefault("roles", {}).update(data["roles"])
         existing["protocols"] = sorted({*existing.get("protocols", ["veritasvault"]), PROTOCOL})
         data = existing
     return write_devnet_file(_RawDevnetJson(data), target)

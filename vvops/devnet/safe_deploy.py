@@ -107,15 +107,22 @@ def deploy_safe(chain: Chain, *, owners: list[str] | None = None, threshold: int
                        if o in people else {"address": o} for o in owners]}
 
 
-def timelock_holders(chain: Chain, governance: str, governance_address: str, *, timeout: float = 60.0
+def timelock_holders(chain: Chain, governance: str, governance_address: str, *, timeout: float = 60.0,
+                     safe: dict[str, Any] | None = None
                      ) -> tuple[list[str] | None, list[str] | None, dict[str, Any] | None]:
     """(proposers, executors, safe section) for a timelock deployed next: under `governance="safe"` the Safe is
     deployed first and becomes proposer (+ canceller) and executor beside the governance account (which keeps only
     the executor role); under "eoa" (None, None, None): the deployer's defaults. Any reference protocol's deploy
-    (ours, OpenZeppelin's TimelockController) calls this so both run under the Safe profile."""
+    (ours, OpenZeppelin's TimelockController) calls this so both run under the Safe profile. `safe`: the section of
+    a Safe already on this chain (both protocols on one node share one Safe, as devnet.json has one) instead of a
+    new one."""
     if governance == "eoa":
         return None, None, None
     if governance != "safe":
         raise SafeDeployError(f"governance must be 'eoa' or 'safe', not {governance!r}")
-    safe = deploy_safe(chain, timeout=timeout)
+    if safe is not None:
+        if not chain.get_code(safe["address"]):
+            raise SafeDeployError(f"no Safe at {safe['address']} on {chain.rpc_url}")
+    else:
+        safe = deploy_safe(chain, timeout=timeout)
     return [safe["address"]], [safe["address"], to_checksum_address(governance_address)], safe

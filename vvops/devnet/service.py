@@ -129,7 +129,7 @@ def start_devnet_background(
         if protocol == "openzeppelin":
             from vvops.devnet.openzeppelin import deploy_openzeppelin
 
-            info = deploy_openzeppelin(node.rpc_url, timelock_delay=timelock_delay)
+            info = deploy_openzeppelin(node.rpc_url, timelock_delay=timelock_delay, governance=governance)
         else:
             info = deploy_devnet(node.rpc_url, timelock_delay=timelock_delay, governance=governance)
         if block_time:
@@ -257,7 +257,9 @@ def _spawn_background(*, port: int, block_time: float | None, activity_interval:
                 and paths.devnet_file().stat().st_mtime >= started - 1:
             if protocol == "openzeppelin":
                 info = json.loads(paths.devnet_file().read_text(encoding="utf-8"))
-                out(f"OpenZeppelin protocol at {info['rpc_url']}: {', '.join(sorted(info['contracts']))}")
+                out(f"OpenZeppelin protocol at {info['rpc_url']}: {', '.join(sorted(info['contracts']))}"
+                    + (f"; Safe {info['safe']['address']} holds the timelock's proposer role" if info.get("safe")
+                       else ""))
             else:
                 info = load_devnet_file()
                 out(info.summary())
