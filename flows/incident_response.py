@@ -14,8 +14,9 @@ by a person (title, severity, incident_type, kind). Steps:
    for P0 when `approval_policy("emergency_pause").auto_approves`, otherwise one lead approves; the guardian
    pauses exactly once). Major outage → RPC failover: the `vv-chain-<env>` block switched to the backup URL order
    and the new primary verified. Security breach → its checklist.
-5. Acknowledgement (`acknowledged_by`, else a form in the UI) → MTTA.
-6. Resolution (`resolve=True` with the fields as parameters, else a form in the UI), optional unpause
+5. Acknowledgement → MTTA. Proven (tasks/incident_steps.py): a signed form in the UI, or `acknowledged_by` /
+   a typed id in the form only where config trusts typed names (devnet); refusals audited, the run keeps waiting.
+6. Resolution (`resolve=True` with the fields as parameters, else a signed form in the UI), optional unpause
    (`unpause_on_resolution`: the two-lead unpause procedure, flows/unpause.py), recovery verification (health
    checks), the post-incident report (Incident.report + artifact) and MTTR.
 
@@ -29,11 +30,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from prefect import flow, pause_flow_run
-from prefect.input import RunInput
+from prefect import flow
 from prefect.logging import get_run_logger
-from pydantic import Field
 
+from tasks.incident_steps import prove_step, step_statement, wait_for_step
 from tasks.incidents import (activate_rpc_failover, add_event, commander_for, notify_quietly, page_responders,
                              preserve_evidence, sweep_status_reminders, thread_key, update_incident,
                              verify_recovery, write_incident_report)
@@ -48,21 +48,14 @@ from vvops.watcher.containment import containment_key_for
 WAIT_DAYS = 7
 
 
-class AcknowledgeInput(RunInput):
-    """The commander (or whoever takes the incident) acknowledges it."""
-
-    person: str = Field(description="your person id from config/team.yaml")
-    note: str = Field(default="", description="first assessment (optional)")
-
-
-class ResolutionInput(RunInput):
-    """Close the incident: what happened, why, and what we do about it."""
-
-    resolved_by: str = Field(description="your person id")
-    impact: str = Field(description="who/what was affected, for how long, funds at risk")
-    root_cause: str = Field(description="the root cause")
-    contributing_factors: str = Field(default="", description="one per line")
-    action_items: str = Field(default="", description="one per line")
+def _typed_step_proven(*, key: str, step: str, title: str, environment: str, person: str) -> str | None:
+    """A person named by a run parameter (`acknowledged_by`, `resolved_by`) is a typed name: it counts only where
+    config trusts typed names (devnet); otherwise the refusal is audited and the run asks for a signed form."""
+    statement = step_statement(key=key, step=step, title=title, environment=environment,
+                               expires=int(_now().timestamp()) + 600)
+    outcome = prove_step(key=key, step=step, statement=statement, environment=environment, person=person,
+                         via="run-parameter")
+    return outcome.person if outcome.ok else None
 
 
 def _lines(text: str | list[str] | None) -> list[str]:
@@ -178,33 +171,39 @@ def incident_response(
                               "variant": c.variant, "commander": commander, "paged": paging["paged"],
                               "containment": containment, "evidence": evidence, "is_drill": is_drill}
 
-    # 5. acknowledgement
+    # 5. acknowledgement (proven: a signature, or a typed roster name where config trusts it)
+    if acknowledged_by is not None:
+        acknowledged_by = _typed_step_proven(key=key, step="acknowledge", title=c.title, environment=environment,
+                                             person=acknowledged_by)
     if acknowledged_by is None and not wait_for_people:
         result["status"] = "open"
         return result
     ack_note = ""
     if acknowledged_by is None:
-        ack = pause_flow_run(wait_for_input=AcknowledgeInput.with_initial_data(
-            description=f"## Acknowledge {key} ({c.severity}): {c.title}\n\nCommander: {commander}. "
-                        f"Containment: {containment['action'] or 'none'}.", person=commander or ""),
-            timeout=WAIT_DAYS * 86400, poll_interval=poll_interval)
-        acknowledged_by, ack_note = ack.person or "unknown", ack.note
+        proven, ack = wait_for_step(
+            key=key, step="acknowledge", title=c.title, environment=environment, poll_interval=poll_interval,
+            timeout_s=WAIT_DAYS * 86400, heading=f"## Acknowledge {key} ({c.severity}): {c.title}",
+            context_md=f"Commander: {commander or 'nobody on call'}. Containment: {containment['action'] or 'none'}.")
+        acknowledged_by, ack_note = proven.person, ack.note
     update_incident(key=key, acknowledged_at=_now())
     add_event(key=key, kind="acknowledged", actor=acknowledged_by, message=ack_note or f"acknowledged by {acknowledged_by}")
     sweep_status_reminders(environment=environment, key=key)
 
-    # 6. resolution, recovery, report
+    # 6. resolution (proven like the acknowledgement), recovery, report
+    if resolve:
+        resolved_by = _typed_step_proven(key=key, step="resolve", title=c.title, environment=environment,
+                                         person=resolved_by or acknowledged_by)
+        resolve = resolved_by is not None
     if not resolve:
         if not wait_for_people:
             result["status"] = "acknowledged"
             return result
-        form = pause_flow_run(wait_for_input=ResolutionInput.with_initial_data(
-            description=f"## Resolve {key}: {c.title}\n\nFill in the post-incident fields; the run verifies "
-                        "recovery and writes the report.", resolved_by=acknowledged_by, impact="", root_cause=""),
-            timeout=WAIT_DAYS * 86400, poll_interval=poll_interval)
-        resolved_by, impact, root_cause = form.resolved_by, form.impact, form.root_cause
+        proven, form = wait_for_step(
+            key=key, step="resolve", title=c.title, environment=environment, poll_interval=poll_interval,
+            timeout_s=WAIT_DAYS * 86400, heading=f"## Resolve {key}: {c.title}",
+            context_md="Fill in the post-incident fields and sign; the run verifies recovery and writes the report.")
+        resolved_by, impact, root_cause = proven.person, form.impact, form.root_cause
         contributing_factors, action_items = _lines(form.contributing_factors), _lines(form.action_items)
-    resolved_by = resolved_by or acknowledged_by
     add_event(key=key, kind="resolution", actor=resolved_by, message=root_cause or "resolved",
               data={"impact": impact, "root_cause": root_cause})
 

@@ -78,13 +78,17 @@ class DevnetDecisionInput(RunInput):
         "config allows it (identity.proofs: typed_name); every other environment needs the signature"))
 
 
-def decision_form(*, typed_names: bool, description: str) -> type[RunInput]:
-    """The form class to pause with: required fields stay required (no with_initial_data, which marks every
+def form_with_description(base: type[RunInput], description: str) -> type[RunInput]:
+    """A form class to pause with: required fields stay required (no with_initial_data, which marks every
     field optional); the markdown description is shown above it."""
-    base = DevnetDecisionInput if typed_names else ApprovalDecisionInput
     model = pydantic.create_model(base.__name__, __base__=base)
     model._description = description
     return model
+
+
+def decision_form(*, typed_names: bool, description: str) -> type[RunInput]:
+    """The decision form of this environment (typed names only where config allows them)."""
+    return form_with_description(DevnetDecisionInput if typed_names else ApprovalDecisionInput, description)
 
 
 @dataclass(frozen=True)

@@ -232,8 +232,8 @@ def test_a_p1_drain_pauses_after_one_lead_and_people_answer_the_ack_and_resoluti
     assert vault.call("paused") is True
     resume_flow_run(uuid.UUID(incident_run), run_input={"person": "daniel", "note": "on it"})
     _wait_paused(incident_run, after=key)
-    resume_flow_run(uuid.UUID(incident_run), run_input={
-        "resolved_by": "daniel", "impact": "none", "root_cause": "false positive",
+    resume_flow_run(uuid.UUID(incident_run), run_input={   # the devnet trusts typed roster ids (config)
+        "person": "daniel", "impact": "none", "root_cause": "false positive",
         "contributing_factors": "noisy rule\nlow threshold", "action_items": "- tune large_withdrawals\n"})
     result = run.join(timeout=60)
 

@@ -274,3 +274,21 @@ def _security_item() -> str:
     from vvops.coverage.checklists import checklist_for
 
     return next(i.id for c in ("daily", "weekly", "monthly") for i in checklist_for(c) if i.owner_role == "security_ops")
+
+
+def test_a_drill_record_is_proven_like_every_cli_action(strict_cli, capsys):
+    drill = ["drill", "record", "--kind", "tabletop", "--scenario", "guardian key lost", "--participant", "oscar",
+             "--finding", "no backup guardian", "--at", "2026-11-20T14:00"]
+    code, out = _cli(capsys, *drill, "--by", "oscar")                             # a claim, not a proof
+    assert code == 1 and "must prove who they are" in out
+    code, out = _cli(capsys, *drill, "--by", "oscar", "--key-env", "KEY_SOFIA")   # someone else's key
+    assert code == 1 and "proven to be sofia, not oscar" in out
+    code, out = _cli(capsys, *drill, "--by", "oscar", "--key-env", "KEY_OSCAR")
+    assert code == 0 and "tabletop drill #1" in out, out
+    assert [(a, r) for a, _, r in _cli_refusals(strict_cli)] == [
+        ("drill.record.refused", "identity.no_proof"), ("drill.record.refused", "identity.wrong_signer")]
+    with strict_cli.connect() as conn:
+        actor, details = conn.execute(select(AuditEntry.actor, AuditEntry.details)
+                                      .where(AuditEntry.action == "drill.record")).one()
+    assert (actor, details["proof"], details["signer"]) == ("oscar", "eip712",
+                                                            Account.from_key(REAL_KEYS["oscar"]).address)

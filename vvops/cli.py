@@ -264,7 +264,9 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("--at", default=None, help="when it started (ISO 8601, UTC; default now)")
     record.add_argument("--minutes", type=float, default=60.0, help="how long it took")
     record.add_argument("--failed", action="store_true", help="the drill did not meet its goal")
-    record.add_argument("--by", required=True, help="who records it (person id from config/team.yaml)")
+    record.add_argument("--by", required=True, help="who records it (person id from config/team.yaml; proven by "
+                                                    "their signature like every CLI action)")
+    add_signer_options(record)
     record.set_defaults(handler=_cmd_drill_record)
 
     silence = sub.add_parser("silence", help="ad-hoc alert silences (like amtool silence)").add_subparsers(
@@ -517,9 +519,10 @@ def _cmd_checklist_confirm(args: argparse.Namespace) -> int:
 
 
 def _cmd_drill_record(args: argparse.Namespace) -> int:
+    from dataclasses import replace
     from datetime import datetime, timezone
 
-    from vvops.resilience.drills import DrillError, DrillRecord, record_drill, validate_drill
+    from vvops.resilience.drills import RECORD_ACTION, DrillError, DrillRecord, record_drill, validate_drill
 
     try:
         at = datetime.fromisoformat(args.at) if args.at else datetime.now(timezone.utc)
@@ -532,9 +535,14 @@ def _cmd_drill_record(args: argparse.Namespace) -> int:
         validate_drill(record)
     except DrillError as error:
         raise CliError(str(error)) from None
-    _require_on_roster(args.by)
+    cfg = _cli_config()
     for person in args.participant:
-        _require_on_roster(person)
+        _require_on_roster(person, cfg)
+    proven = _prove_cli_action(args, cfg, action=RECORD_ACTION, subject=f"drill:{args.kind}",
+                               details={"kind": args.kind, "scenario": args.scenario[:500], "at": at.isoformat(),
+                                        "participants": sorted(set(args.participant)), "ok": not args.failed,
+                                        "findings": len(args.finding)})
+    record = replace(record, recorded_by=proven.person, proof={"proof": proven.kind, **proven.evidence})
     try:
         with _store_session() as session:
             drill_id = record_drill(session, record)

@@ -18,8 +18,8 @@ from .proofs import (
     prove,
     register_verifier,
 )
-from .statements import Statement, action_statement, decision_statement, proposal_statement
+from .statements import Statement, action_statement, decision_statement, incident_statement, proposal_statement
 
 __all__ = ["Eip712Proof", "IdentityContext", "Proof", "Proven", "Refused", "SlackProof", "Statement",
-           "TypedNameProof", "action_statement", "decision_statement", "proposal_statement", "prove",
+           "TypedNameProof", "action_statement", "decision_statement", "incident_statement", "proposal_statement", "prove",
            "register_verifier"]

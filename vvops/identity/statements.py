@@ -1,5 +1,6 @@
 """The EIP-712 typed data people sign: a decision on an approval request, a proposal that starts a procedure,
-a CLI action (silence, slot release, checklist sign-off).
+a CLI action (silence, slot release, checklist sign-off, drill record), a step of an incident (acknowledge,
+resolve).
 
 The JSON from `Statement.typed_data()` is what any EIP-712 signer takes (`cast wallet sign --data "$(cat f)"`,
 a hardware wallet through its app, `eth_account`); `digest()` is the 32-byte hash that is signed. The domain is
@@ -30,7 +31,12 @@ FIELDS: dict[str, list[tuple[str, str]]] = {
                  ("environment", "string"), ("chainId", "uint256"), ("expires", "uint256")],
     "Action": [("action", "string"), ("person", "string"), ("subject", "string"), ("details", "string"),
                ("environment", "string"), ("chainId", "uint256"), ("expires", "uint256")],
+    "IncidentStep": [("incident", "string"), ("step", "string"), ("title", "string"), ("environment", "string"),
+                     ("chainId", "uint256"), ("expires", "uint256")],
 }
+
+#: the human steps of the incident response a person proves (flows/incident_response.py)
+INCIDENT_STEPS = ("acknowledge", "resolve")
 
 
 def canonical_json(value: Any) -> str:
@@ -106,6 +112,18 @@ def action_statement(*, action: str, person: str, subject: str, details: dict[st
                                 "details": canonical_json(details), "environment": environment,
                                 "chainId": int(chain_id), "expires": unix(expires)},
                      int(chain_id), person, f"{person}: {action} {subject}")
+
+
+def incident_statement(*, incident: str, step: str, title: str, environment: str, chain_id: int,
+                       expires: datetime | int) -> Statement:
+    """A person acknowledges or resolves incident `incident`: bound to the incident key, the step, the
+    environment and chain, and an expiry (the signer is whoever the proof shows, like a Decision)."""
+    if step not in INCIDENT_STEPS:
+        raise ValueError(f"unknown incident step {step!r}: one of {', '.join(INCIDENT_STEPS)}")
+    return Statement("IncidentStep", {"incident": incident, "step": step, "title": title[:200],
+                                      "environment": environment, "chainId": int(chain_id),
+                                      "expires": unix(expires)},
+                     int(chain_id), None, f"{step} incident {incident}")
 
 
 # flow parameters that say how to run, not what to do: not part of a signed proposal

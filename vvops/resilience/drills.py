@@ -6,7 +6,7 @@ The automated store-restore drill writes its own row (flows/dr_drill.py); this i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -34,6 +34,7 @@ class DrillRecord:
     duration_minutes: float
     ok: bool
     recorded_by: str
+    proof: dict[str, Any] = field(default_factory=dict)  # how `recorded_by` was proven (vvops.identity)
 
 
 def validate_drill(record: DrillRecord) -> None:
@@ -61,5 +62,6 @@ def record_drill(session: Session, record: DrillRecord) -> int:
     session.add(row)
     session.flush()
     append_audit(session, actor=record.recorded_by, action=RECORD_ACTION, subject=f"drill:{row.id}", source="cli",
-                 details={"kind": record.kind, "participants": list(people), "findings": len(findings)})
+                 details={"kind": record.kind, "participants": list(people), "findings": len(findings),
+                          **record.proof})
     return row.id
