@@ -333,8 +333,18 @@ def guardian_pause(*, environment: str, contract: str | None = None, idempotency
         get_run_logger().warning("%s is already paused: nothing sent", contract)
         return {"status": "already_paused", "tx_hash": None, "block_number": None, "sent_now": False,
                 "idempotency_key": idempotency_key, "paused": True, "already_paused": True}
-    result = _send(environment, idempotency_key, signer_role, address, contract_abi(artifact).encode_call("pause"),
-                   f"guardian pause of {contract}")
+    try:
+        result = _send(environment, idempotency_key, signer_role, address,
+                       contract_abi(artifact).encode_call("pause"), f"guardian pause of {contract}")
+    except ActionError:
+        # Two containments racing (the watcher's fast path and a flow, or two approved pauses in one block): the
+        # loser's pause() reverts because the contract is already paused. The goal is met; only a real failure
+        # (still unpaused) is an error.
+        if not bool(read_view(environment, address, artifact, "paused")):
+            raise
+        get_run_logger().warning("%s was paused by another action while ours was sent: nothing more to do", contract)
+        return {"status": "already_paused", "tx_hash": None, "block_number": None, "sent_now": False,
+                "idempotency_key": idempotency_key, "paused": True, "already_paused": True}
     paused = bool(read_view(environment, address, artifact, "paused"))
     if result["status"] == "mined" and not paused:
         raise ActionError(f"{contract}.pause() mined in block {result['block_number']} but paused() is false")

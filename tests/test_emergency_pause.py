@@ -105,3 +105,30 @@ def test_the_guardian_cannot_unpause(devnet, fresh_devnet_state):
     vault.transact(devnet.accounts.guardian.address, "pause")
     with pytest.raises(TxReverted, match="NotOwner"):
         vault.transact(devnet.accounts.guardian.address, "unpause")
+
+
+def test_a_pause_that_loses_a_race_to_another_pause_is_already_paused_not_a_failure(ops_flows, devnet,
+                                                                                     fresh_devnet_state, monkeypatch):
+    """Two containments in the same moment (the watcher's fast path and a flow, or two approved pauses): both read
+    paused() == false, both send; the second pause() reverts with EnforcedPause. That run met its goal."""
+    from prefect import flow
+
+    import tasks.governance as governance
+    from flows.emergency_pause import emergency_pause
+
+    emergency_pause(reason=_reason(), requested_by="priya", severity="P0", environment="devnet")  # the winner
+    assert _paused(fresh_devnet_state, devnet)
+    real_read, reads = governance.read_view, []
+
+    def stale_first_read(environment, address, artifact, name, *args):  # the loser read before the winner mined
+        reads.append(name)
+        return False if len(reads) == 1 else real_read(environment, address, artifact, name, *args)
+
+    monkeypatch.setattr(governance, "read_view", stale_first_read)
+
+    @flow
+    def losing_containment() -> dict:
+        return governance.guardian_pause(environment="devnet", idempotency_key=f"race:{uuid.uuid4().hex[:8]}")
+
+    loser = losing_containment()
+    assert loser["status"] == "already_paused" and loser["paused"] and not loser["sent_now"]

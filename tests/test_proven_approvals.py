@@ -25,19 +25,6 @@ from vvops.store.models import ApprovalDecision, AuditEntry, ChainAction
 pytestmark = [pytest.mark.prefect]
 
 
-@pytest.fixture
-def strict_identity(config_copy, monkeypatch):
-    """The devnet with a real environment's identity rules: signatures and Slack only (devnet keys sign)."""
-    from tasks.runtime import ops_config
-
-    config_copy.set("environments.yaml", "environments.devnet.identity", {"proofs": ["eip712", "slack"],
-                                                                          "devnet_keys": True})
-    monkeypatch.setenv("VVOPS_CONFIG_DIR", str(config_copy.dir))
-    ops_config.cache_clear()
-    yield config_copy
-    ops_config.cache_clear()
-
-
 def _raw_resume(api: str, run_id: str, run_input: dict) -> dict:
     """What anybody who reaches the Prefect API can send (no client library, no credentials)."""
     return httpx.post(f"{api}/flow_runs/{run_id}/resume", json={"run_input": run_input}, timeout=30).json()

@@ -25,19 +25,6 @@ from vvops.store.models import AuditEntry, Incident, IncidentEvent
 pytestmark = [pytest.mark.prefect, pytest.mark.devnet]
 
 
-@pytest.fixture
-def strict_identity(config_copy, monkeypatch):
-    """The devnet with a real environment's identity rules: signatures and Slack only (devnet keys sign)."""
-    from tasks.runtime import ops_config
-
-    config_copy.set("environments.yaml", "environments.devnet.identity", {"proofs": ["eip712", "slack"],
-                                                                          "devnet_keys": True})
-    monkeypatch.setenv("VVOPS_CONFIG_DIR", str(config_copy.dir))
-    ops_config.cache_clear()
-    yield config_copy
-    ops_config.cache_clear()
-
-
 def _resume(api: str, run_id: str, run_input: dict) -> dict:
     """What anybody who reaches the Prefect API can send. The test server's SQLite may answer 500 "database is
     locked" on a loaded machine: that resume did not happen, so it is sent again (a few times, then it fails)."""

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.fixtures.approval_fixtures import approval_run_id, resume_signed
-from tests.fixtures.safe_fixtures import send_as_owner, sign_as
+from tests.fixtures.safe_fixtures import resume_safe_wait, safe_proposal_for, send_as_owner, sign_as
 from vvops.safe.signatures import sign_hash
 from vvops.store.models import ApprovalDecision, ApprovalRequest, AuditEntry, ChainAction
 from vvops.store.safe_models import SafeTransaction
@@ -20,22 +20,6 @@ pytestmark = [pytest.mark.devnet, pytest.mark.prefect, pytest.mark.timeout(900)]
 ENV = "devnet-oz"
 STRANGER_KEY = "0x" + "42" * 32
 LEADS = ["amara", "daniel", "kwame"]
-
-
-def _resume(run_id: str, **run_input) -> None:
-    from prefect.flow_runs import resume_flow_run
-
-    resume_flow_run(uuid.UUID(run_id), run_input={"signature": "", "owner": "", "repropose": False, **run_input})
-
-
-def _proposal(engine, run_id: str) -> SafeTransaction:
-    with engine.connect() as conn:
-        request_id = conn.execute(select(ApprovalRequest.id).where(ApprovalRequest.flow_run_id == run_id)
-                                  .order_by(ApprovalRequest.id.desc())).scalar()
-        row = conn.execute(select(SafeTransaction).where(SafeTransaction.approval_request_id == request_id,
-                                                         SafeTransaction.status == "proposed")).first()
-    assert row is not None, "no Safe proposal for the paused run"
-    return row
 
 
 def _audits(engine, safe_tx_hash: str) -> list[tuple[str, dict]]:
@@ -74,16 +58,16 @@ def test_parameter_change_on_the_openzeppelin_vault_through_the_safe_one_signatu
                             environment=ENV, approval_poll_interval=0.5)
     run_id = approval_run_id(ops_store_engine, "oz_vault.feeBps: 30 → 42", timeout=600)
     pause = thread.wait_paused(run_id, timeout=600)
-    proposal = _proposal(ops_store_engine, run_id)
+    proposal = safe_proposal_for(ops_store_engine, run_id)
     assert proposal.spec["to"] == oz_safe_devnet.contracts["oz_timelock"]
     assert proposal.spec["safe"] == oz_safe_devnet.safe["address"]
 
-    _resume(run_id, signature=sign_as(oz_safe_devnet, "kwame", proposal.safe_tx_hash, "eth_sign"), owner="kwame")
+    resume_safe_wait(run_id, signature=sign_as(oz_safe_devnet, "kwame", proposal.safe_tx_hash, "eth_sign"), owner="kwame")
     pause = thread.wait_paused(run_id, after=pause, timeout=600)
-    _resume(run_id, signature=sign_hash(STRANGER_KEY, proposal.safe_tx_hash))  # not an owner: refused, still waiting
+    resume_safe_wait(run_id, signature=sign_hash(STRANGER_KEY, proposal.safe_tx_hash))  # not an owner: refused, still waiting
     thread.wait_paused(run_id, after=pause, timeout=600)
     assert vault.call("feeBps") == 30
-    _resume(run_id, signature=sign_as(oz_safe_devnet, "amara", proposal.safe_tx_hash), owner="amara")
+    resume_safe_wait(run_id, signature=sign_as(oz_safe_devnet, "amara", proposal.safe_tx_hash), owner="amara")
     result = thread.join(timeout=300)
 
     assert result["status"] == "applied" and sorted(result["approvers"]) == ["amara", "kwame"]
@@ -114,7 +98,7 @@ def test_unpause_of_the_openzeppelin_vault_confirmed_from_the_cli(oz_safe_ops, o
                             approval_poll_interval=0.5)
     run_id = approval_run_id(ops_store_engine, "unpause oz_vault: fixed", timeout=600)
     pause = thread.wait_paused(run_id, timeout=600)
-    safe_tx_hash = _proposal(ops_store_engine, run_id).safe_tx_hash
+    safe_tx_hash = safe_proposal_for(ops_store_engine, run_id).safe_tx_hash
 
     assert main(["safe", "confirm", safe_tx_hash, "-e", ENV, "--signature", sign_hash(STRANGER_KEY, safe_tx_hash)]) == 1
     assert main(["safe", "confirm", safe_tx_hash, "-e", ENV, "--by", "amara", "--signature",
@@ -156,7 +140,7 @@ def test_uups_upgrade_the_owners_execute_in_the_safe_ui_and_the_waiting_run_goes
         pause = thread.wait_paused(run_id, after=pause, timeout=600)
         resume_signed(run_id, ops_store_engine, person, reason="ready")
     thread.wait_paused(run_id, after=pause, timeout=900)  # go/no-go: the Safe owners
-    proposal = _proposal(ops_store_engine, run_id)
+    proposal = safe_proposal_for(ops_store_engine, run_id)
 
     # the owners sign and execute in "the Safe UI"; nobody tells the run
     spec = SafeTxSpec.from_dict(proposal.spec)

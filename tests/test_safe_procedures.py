@@ -9,30 +9,13 @@ import pytest
 from sqlalchemy import select
 
 from tests.fixtures.approval_fixtures import approval_run_id, resume_signed
-from tests.fixtures.safe_fixtures import send_as_owner, sign_as
+from tests.fixtures.safe_fixtures import resume_safe_wait, safe_proposal_for, send_as_owner, sign_as
 from vvops.safe.signatures import sign_hash
 from vvops.store.models import ApprovalDecision, ApprovalRequest, AuditEntry, ChainAction
 from vvops.store.safe_models import SafeTransaction
 
 pytestmark = [pytest.mark.devnet, pytest.mark.prefect]
 STRANGER_KEY = "0x" + "42" * 32
-
-
-def _resume(run_id: str, **run_input) -> None:
-    from prefect.flow_runs import resume_flow_run
-
-    resume_flow_run(uuid.UUID(run_id), run_input={"signature": "", "owner": "", "repropose": False, **run_input})
-
-
-def _proposal(engine, run_id: str) -> SafeTransaction:
-    with engine.connect() as conn:
-        request_id = conn.execute(select(ApprovalRequest.id).where(ApprovalRequest.flow_run_id == run_id)
-                                  .order_by(ApprovalRequest.id.desc())).scalar()
-    with engine.connect() as conn:
-        row = conn.execute(select(SafeTransaction).where(SafeTransaction.approval_request_id == request_id,
-                                                         SafeTransaction.status == "proposed")).first()
-    assert row is not None, "no Safe proposal for the paused run"
-    return row
 
 
 def _fee(chain, devnet) -> int:
@@ -47,15 +30,15 @@ def test_parameter_change_through_the_safe_owners_sign_out_of_order_one_invalid(
                             environment="devnet", approval_poll_interval=0.5)
     run_id = approval_run_id(ops_store_engine, "vault.feeBps: 30 → 42", timeout=900)
     pause = thread.wait_paused(run_id, timeout=600)
-    proposal = _proposal(ops_store_engine, run_id)
+    proposal = safe_proposal_for(ops_store_engine, run_id)
     assert proposal.nonce == 0 and proposal.spec["to"] == safe_devnet.contracts.timelock
 
-    _resume(run_id, signature=sign_as(safe_devnet, "kwame", proposal.safe_tx_hash, "eth_sign"), owner="kwame")
+    resume_safe_wait(run_id, signature=sign_as(safe_devnet, "kwame", proposal.safe_tx_hash, "eth_sign"), owner="kwame")
     pause = thread.wait_paused(run_id, after=pause, timeout=600)
-    _resume(run_id, signature=sign_hash(STRANGER_KEY, proposal.safe_tx_hash))  # not an owner: refused, still waiting
+    resume_safe_wait(run_id, signature=sign_hash(STRANGER_KEY, proposal.safe_tx_hash))  # not an owner: refused, still waiting
     pause = thread.wait_paused(run_id, after=pause, timeout=600)
     assert _fee(safe_ops, safe_devnet) == 30
-    _resume(run_id, signature=sign_as(safe_devnet, "amara", proposal.safe_tx_hash), owner="amara")
+    resume_safe_wait(run_id, signature=sign_as(safe_devnet, "amara", proposal.safe_tx_hash), owner="amara")
     result = thread.join(timeout=300)
 
     assert result["status"] == "applied" and sorted(result["approvers"]) == ["amara", "kwame"]
@@ -112,7 +95,7 @@ def test_unpause_through_the_safe_confirmed_from_slack_and_the_cli(safe_ops, saf
                             approval_poll_interval=0.5)
     run_id = approval_run_id(ops_store_engine, "unpause vault: fixed", timeout=900)
     thread.wait_paused(run_id, timeout=600)
-    proposal = _proposal(ops_store_engine, run_id)
+    proposal = safe_proposal_for(ops_store_engine, run_id)
 
     # a Slack user off the roster is refused; amara (U01AMARA01) confirms with her owner signature
     assert "not on the roster" in _slack_command(base, "U0STRANGER", "confirm x y").json()["text"]
@@ -159,9 +142,9 @@ def test_upgrade_rollout_owners_execute_in_the_safe_ui_and_a_crash_before_execut
     pause = thread.wait_paused(run_id, timeout=600)
     resume_signed(run_id, ops_store_engine, "daniel", reason="ready")
     pause = thread.wait_paused(run_id, after=pause, timeout=900)  # go/no-go: the Safe owners
-    proposal = _proposal(ops_store_engine, run_id)
+    proposal = safe_proposal_for(ops_store_engine, run_id)
     for person in ("daniel", "kwame"):
-        _resume(run_id, signature=sign_as(safe_devnet, person, proposal.safe_tx_hash), owner=person)
+        resume_safe_wait(run_id, signature=sign_as(safe_devnet, person, proposal.safe_tx_hash), owner=person)
         if person == "daniel":
             pause = thread.wait_paused(run_id, after=pause, timeout=600)
     with pytest.raises(RuntimeError, match="worker died"):
