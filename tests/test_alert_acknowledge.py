@@ -75,3 +75,32 @@ def test_acknowledging_from_the_ui_flow(ops_flows, quiet_store, ops_store_engine
     with ops_store_engine.connect() as conn:
         alert = conn.execute(select(Alert).where(Alert.id == alert_id)).one()
     assert (alert.status, alert.acknowledged_by) == ("acknowledged", cfg.people[1].id)
+
+
+def test_outside_the_devnet_an_acknowledgement_from_the_ui_must_be_signed(ops_flows, quiet_store, ops_store_engine,
+                                                                          strict_identity):
+    """Issue 13: `acknowledged_by` was a name anyone could type. Where typed names are not trusted, the person signs
+    the run's parameters (what `vvops propose acknowledge-alert --as PERSON` does); a refusal is audited."""
+    from flows.acknowledge_alert import acknowledge_alert_flow
+    from tasks.approvals import ProposerNotProven
+    from tasks.runtime import ops_config
+    from tests.fixtures.approval_fixtures import signed_proposal
+
+    alert_id = _firing_alert(ops_store_engine, ops_config("devnet"))
+    values = dict(alert=str(alert_id), acknowledged_by="lukas")
+    with pytest.raises(ProposerNotProven, match="no_proof"):
+        acknowledge_alert_flow(**values, environment="devnet")
+    forged = signed_proposal(acknowledge_alert_flow, "acknowledge_alert", "mei", values)  # mei's key, lukas's name
+    with pytest.raises(ProposerNotProven):
+        acknowledge_alert_flow(**values, environment="devnet", **forged)
+    with ops_store_engine.connect() as conn:
+        assert conn.execute(select(Alert.status).where(Alert.id == alert_id)).scalar() == "firing"
+        refused = conn.execute(select(AuditEntry.actor).where(AuditEntry.action == "proposal.refused")
+                               .order_by(AuditEntry.id.desc()).limit(2)).scalars().all()
+    assert refused == ["lukas", "lukas"]
+
+    result = acknowledge_alert_flow(**values, environment="devnet",
+                                    **signed_proposal(acknowledge_alert_flow, "acknowledge_alert", "lukas", values))
+    assert (result["acknowledged_by"], result["proof"]) == ("lukas", "eip712")
+    with ops_store_engine.connect() as conn:
+        assert conn.execute(select(Alert.status).where(Alert.id == alert_id)).scalar() == "acknowledged"

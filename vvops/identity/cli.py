@@ -208,7 +208,7 @@ def _cmd_propose(args: argparse.Namespace, *, run_handler: Callable[[argparse.Na
         raise error(str(exc.args[0])) from None
     fn = spec.load_flow().fn
     names = inspect.signature(fn).parameters
-    who = "proposer" if "proposer" in names else "requested_by" if "requested_by" in names else None
+    who = next((n for n in ("proposer", "requested_by", "acknowledged_by") if n in names), None)
     if who is None or "proposal_signature" not in names:
         raise error(f"{spec.flow_name} is not a proposed procedure: use `vvops run {spec.flow_name}`")
     pairs = [p for p in args.param if not p.split("=", 1)[0] in (who, "proposal_signature", "proposal_expires")]

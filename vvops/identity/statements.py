@@ -127,8 +127,9 @@ def incident_statement(*, incident: str, step: str, title: str, environment: str
 
 
 # flow parameters that say how to run, not what to do: not part of a signed proposal
-NOT_PROPOSED = frozenset({"environment", "proposer", "requested_by", "proposal_signature", "proposal_expires",
-                          "approval_poll_interval", "approval_deadline_seconds", "slot_wait_seconds"})
+NOT_PROPOSED = frozenset({"environment", "proposer", "requested_by", "acknowledged_by", "proposal_signature",
+                          "proposal_expires", "approval_poll_interval", "approval_deadline_seconds",
+                          "slot_wait_seconds"})
 
 
 def proposal_parameters(flow_fn: Any, values: dict[str, Any]) -> dict[str, Any]:
