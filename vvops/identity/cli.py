@@ -115,7 +115,7 @@ def add_commands(sub: Any, *, run_handler: Callable[[argparse.Namespace], int], 
     approve.set_defaults(handler=lambda args: _cmd_approve(args, store_url=store_url, error=error))
 
     propose = sub.add_parser("propose", help="start a procedure as its proven proposer (signed proposal)")
-    propose.add_argument("flow", help="parameter-change, upgrade-rollout or unpause")
+    propose.add_argument("flow", help="parameter-change, upgrade-rollout, unpause or acknowledge-alert")
     propose.add_argument("--as", dest="person", required=True, help="your person id from config/team.yaml")
     propose.add_argument("--environment", "-e", default="devnet")
     propose.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE")
