@@ -191,8 +191,7 @@ def test_secret_in_yaml(config_copy):
     config_copy.set("slack.yaml", "bot_token", "xoxb-1234-abcd")
     lines = config_copy.problems()
     assert lines == [
-        "slack.yaml: bot_token: secrets come only from environment variables or Prefect Secret blocks "
-        "(use `bot_token_env: NAME`)"]
+        "slack.yaml: bot_token: secrets come only from environment variables (use `bot_token_env: NAME`)"]
     assert "xoxb" not in "\n".join(lines)
 
 
@@ -200,7 +199,7 @@ def test_private_key_in_free_form_params(config_copy):
     config_copy.set("checks.yaml", "checks[12].params.credentials[0].private_key", "0x" + "ab" * 32)
     assert config_copy.problems() == [
         "checks.yaml: checks[12].params.credentials[0].private_key: secrets come only from environment "
-        "variables or Prefect Secret blocks (use `private_key_env: NAME`)"]
+        "variables (use `private_key_env: NAME`)"]
 
 
 def test_url_with_credentials(config_copy):

@@ -84,3 +84,11 @@ def test_the_old_safe_json_file_signer_is_refused_with_a_pointer_to_the_safe_con
         signer_for_role("mainnet", "governance", chain_id=1,
                         environ={"VVOPS_SIGNER_GOVERNANCE_SAFE": "0x5A17000000000000000000000000000000000002"})
 
+
+
+def test_a_keystore_password_in_a_prefect_secret_block_is_refused():
+    """A Secret block's value comes back from the Prefect API to anyone it lets in (`include_secrets`)."""
+    with pytest.raises(SigningError, match="PASSWORD_SECRET is refused.*PASSWORD_ENV") as refused:
+        signer_for_role("mainnet", "governance", environ={"VVOPS_SIGNER_GOVERNANCE_KEYSTORE": "/keys/gov.json",
+                                                          "VVOPS_SIGNER_GOVERNANCE_PASSWORD_SECRET": "gov-pass"})
+    assert "gov-pass" not in str(refused.value)

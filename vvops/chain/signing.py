@@ -5,9 +5,9 @@ Signers (all share `address`, `kind`, `sign_transaction(tx) -> SignedTx`):
 - `LocalKeySigner(private_key, label=...)` — a key held in memory, signed with eth_account. Only for the
   devnet: `LocalKeySigner.from_devnet("governance")` reads the well-known anvil key of a role from
   `.vvops/devnet.json` (accounts.<role>.private_key).
-- `KeystoreSigner(path, password_env=... | password_secret=...)` — an encrypted Ethereum keystore (JSON v3)
-  file; the password comes from an environment variable or a Prefect `Secret` block (by name). The key is
-  decrypted only for the moment of signing, then dropped.
+- `KeystoreSigner(path, password_env=...)` — an encrypted Ethereum keystore (JSON v3) file; the password comes
+  from an environment variable of the process that signs (never a Prefect `Secret` block: the Prefect API returns
+  a Secret block's value to anyone it lets in). The key is decrypted only for the moment of signing, then dropped.
 - A Safe multisig is not a signer: where a Safe holds a timelock role (environments.yaml `safe`), procedures
   propose real Safe transactions in the ops store and execute them once the owners confirm (vvops/safe,
   tasks/safe.py). Signers here only sign the executor's `execTransaction`.
@@ -15,8 +15,8 @@ Signers (all share `address`, `kind`, `sign_transaction(tx) -> SignedTx`):
 `signer_for_role(environment, role)` picks the signer for an environment: the devnet uses the devnet.json
 keys; other environments read, per role (upper-cased), from the environment:
   VVOPS_SIGNER_<ROLE>_KEYSTORE            path of a keystore file, with
-  VVOPS_SIGNER_<ROLE>_PASSWORD_ENV        the name of the env var holding its password, or
-  VVOPS_SIGNER_<ROLE>_PASSWORD_SECRET     the name of a Prefect Secret block holding it;
+  VVOPS_SIGNER_<ROLE>_PASSWORD_ENV        the name of the env var holding its password
+  (VVOPS_SIGNER_<ROLE>_PASSWORD_SECRET, a Prefect Secret block, is refused: the API would return the password);
   (VVOPS_SIGNER_<ROLE>_SAFE, which wrote "Safe-style" JSON files, is refused with a pointer to the Safe config.)
 No private key is ever read from config/ (config check rejects literal secrets).
 
@@ -145,16 +145,15 @@ class LocalKeySigner(_NoPickle):
 
 
 class KeystoreSigner(_NoPickle):
-    """Signs with an encrypted keystore file; the password comes from an env var or a Prefect Secret block."""
+    """Signs with an encrypted keystore file; the password comes from an environment variable."""
 
     kind = "keystore"
 
-    def __init__(self, path: str | Path, *, password_env: str | None = None, password_secret: str | None = None):
-        if bool(password_env) == bool(password_secret):
-            raise SigningError("KeystoreSigner needs exactly one of password_env or password_secret")
+    def __init__(self, path: str | Path, *, password_env: str | None = None):
+        if not password_env:
+            raise SigningError("KeystoreSigner needs password_env: the name of the variable holding the password")
         self.path = Path(path)
         self.password_env = password_env
-        self.password_secret = password_secret
         try:
             self._keystore = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -165,18 +164,10 @@ class KeystoreSigner(_NoPickle):
         self.address = to_checksum_address(address if str(address).startswith("0x") else "0x" + address)
 
     def _password(self) -> str:
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if not value:
-                raise SigningError(f"keystore password: environment variable {self.password_env} is not set")
-            return value
-        try:
-            from prefect.blocks.system import Secret
-
-            return str(Secret.load(self.password_secret, _sync=True).get())
-        except Exception as exc:  # noqa: BLE001
-            raise SigningError(f"keystore password: cannot load Secret block {self.password_secret!r}: "
-                               f"{type(exc).__name__}") from None
+        value = os.environ.get(self.password_env)
+        if not value:
+            raise SigningError(f"keystore password: environment variable {self.password_env} is not set")
+        return value
 
     def sign_transaction(self, tx: dict[str, Any]) -> SignedTx:
         from eth_account import Account
@@ -224,9 +215,12 @@ def signer_for_role(environment: str, role: str, *, chain_id: int | None = None,
     """The signer for `role` in `environment` (see the module docstring for the variables read)."""
     environ = os.environ if environ is None else environ
     prefix = f"VVOPS_SIGNER_{role.upper()}_"
+    if environ.get(prefix + "PASSWORD_SECRET"):
+        raise SigningError(f"{prefix}PASSWORD_SECRET is refused: the Prefect API returns a Secret block's value to "
+                           f"anyone it lets in; put the password in an environment variable and name it in "
+                           f"{prefix}PASSWORD_ENV")
     if environ.get(prefix + "KEYSTORE"):
-        return KeystoreSigner(environ[prefix + "KEYSTORE"], password_env=environ.get(prefix + "PASSWORD_ENV"),
-                              password_secret=environ.get(prefix + "PASSWORD_SECRET"))
+        return KeystoreSigner(environ[prefix + "KEYSTORE"], password_env=environ.get(prefix + "PASSWORD_ENV"))
     if environ.get(prefix + "SAFE"):
         raise SigningError(f"{prefix}SAFE is no longer read: a Safe is configured in environments.yaml "
                            "(environments.<env>.safe) and its proposals, owners' confirmations and execution live in "
@@ -234,4 +228,4 @@ def signer_for_role(environment: str, role: str, *, chain_id: int | None = None,
     if environment == "devnet" or _runs_on_devnet(environment):
         return LocalKeySigner.from_devnet(role, devnet_json)
     raise SigningError(f"no signer configured for role {role!r} in {environment}: set {prefix}KEYSTORE "
-                       f"(+ {prefix}PASSWORD_ENV or {prefix}PASSWORD_SECRET)")
+                       f"(+ {prefix}PASSWORD_ENV)")

@@ -383,7 +383,7 @@ def _scan_secrets(data: Any, file: str) -> tuple[list[ConfigProblem], set[tuple[
         if isinstance(key, str) and is_secret_key(key) and literal_secret_value(value):
             problems.append(ConfigProblem(
                 file, key_path(path),
-                "secrets come only from environment variables or Prefect Secret blocks",
+                "secrets come only from environment variables",
                 f"use `{key}_env: NAME`"))
             reported.add(path)
             continue

@@ -1,4 +1,4 @@
-"""Secrets never live in YAML: they come from environment variables (or Prefect Secret blocks).
+"""Secrets never live in YAML: they come from environment variables of the process that uses them.
 
 * `${VAR}` (or `${VAR:-default}`) in a config string is resolved only at use time by `resolve_env`;
   an unset variable raises `EnvVarError` naming the variable, never any value.
