@@ -159,3 +159,43 @@ def test_uups_upgrade_the_owners_execute_in_the_safe_ui_and_the_waiting_run_goes
     assert tuple(row) == ("executed", "owners")
     assert [k for k, _ in _keys(ops_store_engine, f"upgrade_rollout:{change_id}:")] == [
         f"upgrade_rollout:{change_id}:{ENV}:execute"]  # no execTransaction of ours
+
+
+def test_a_crash_between_the_threshold_and_execution_on_the_openzeppelin_vault_executes_once_on_rerun(
+        oz_safe_ops, oz_safe_devnet, ops_store_engine, no_recent_parameter_changes, flow_in_thread, monkeypatch):
+    import tasks.safe as safe_tasks
+    from flows.parameter_change import parameter_change
+
+    vault = oz_safe_ops.contract("OZVaultV1", oz_safe_devnet.contracts["oz_vault"])
+    before = vault.call("feeBps")
+    new_value = before + 4
+    real_send, crashes, worker = safe_tasks.safe_send, [], {"dead": True}
+
+    def dies_until_restarted(**kwargs):  # after the owners reached the threshold, before execTransaction; the task's
+        if worker["dead"]:               # own retries die too: the worker process is gone
+            crashes.append(kwargs["idempotency_key"])
+            raise RuntimeError("worker died before execTransaction")
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(safe_tasks, "safe_send", dies_until_restarted)
+    params = dict(parameter="feeBps", new_value=new_value, proposer="priya", justification="crash",
+                  environment=ENV, approval_poll_interval=0.5, change_id=f"ozsafe-crash-{uuid.uuid4().hex[:8]}")
+    thread = flow_in_thread(parameter_change, **params)
+    run_id = approval_run_id(ops_store_engine, f"oz_vault.feeBps: {before} → {new_value}", timeout=600)
+    pause = thread.wait_paused(run_id, timeout=600)
+    proposal = safe_proposal_for(ops_store_engine, run_id)
+    resume_safe_wait(run_id, signature=sign_as(oz_safe_devnet, "amara", proposal.safe_tx_hash), owner="amara")
+    thread.wait_paused(run_id, after=pause, timeout=600)
+    resume_safe_wait(run_id, signature=sign_as(oz_safe_devnet, "daniel", proposal.safe_tx_hash), owner="daniel")
+    with pytest.raises(RuntimeError, match="worker died"):
+        thread.join(timeout=300)
+    assert crashes and vault.call("feeBps") == before
+    worker["dead"] = False
+
+    result = flow_in_thread(parameter_change, **params).join(timeout=400)  # nobody is asked again
+
+    assert result["status"] == "applied" and vault.call("feeBps") == new_value
+    prefix = f"parameter_change:{params['change_id']}"
+    executions = [key for key, _ in _keys(ops_store_engine, f"{prefix}:") if key.endswith(":exec")]
+    assert executions == [f"{prefix}:schedule:exec"]  # one execTransaction, from the rerun
+    assert [a for a, _ in _audits(ops_store_engine, proposal.safe_tx_hash)].count("safe.executed") == 1
