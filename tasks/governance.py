@@ -320,6 +320,11 @@ def run_through_timelock(*, environment: str, key_prefix: str, target: str, data
     return {"schedule": scheduled, "wait": waited, "execute": executed}
 
 
+def _already_paused(idempotency_key: str) -> dict[str, Any]:
+    return {"status": "already_paused", "tx_hash": None, "block_number": None, "sent_now": False,
+            "idempotency_key": idempotency_key, "paused": True, "already_paused": True}
+
+
 @task(name="guardian-pause", **GOVERNANCE)
 def guardian_pause(*, environment: str, contract: str | None = None, idempotency_key: str,
                    signer_role: str = "guardian") -> dict[str, Any]:
@@ -331,8 +336,7 @@ def guardian_pause(*, environment: str, contract: str | None = None, idempotency
     artifact = cfg.contract(contract).abi_source
     if bool(read_view(environment, address, artifact, "paused")) and not _stored(idempotency_key):
         get_run_logger().warning("%s is already paused: nothing sent", contract)
-        return {"status": "already_paused", "tx_hash": None, "block_number": None, "sent_now": False,
-                "idempotency_key": idempotency_key, "paused": True, "already_paused": True}
+        return _already_paused(idempotency_key)
     try:
         result = _send(environment, idempotency_key, signer_role, address,
                        contract_abi(artifact).encode_call("pause"), f"guardian pause of {contract}")
@@ -343,8 +347,7 @@ def guardian_pause(*, environment: str, contract: str | None = None, idempotency
         if not bool(read_view(environment, address, artifact, "paused")):
             raise
         get_run_logger().warning("%s was paused by another action while ours was sent: nothing more to do", contract)
-        return {"status": "already_paused", "tx_hash": None, "block_number": None, "sent_now": False,
-                "idempotency_key": idempotency_key, "paused": True, "already_paused": True}
+        return _already_paused(idempotency_key)
     paused = bool(read_view(environment, address, artifact, "paused"))
     if result["status"] == "mined" and not paused:
         raise ActionError(f"{contract}.pause() mined in block {result['block_number']} but paused() is false")
