@@ -8,6 +8,8 @@ import json
 import httpx
 import pytest
 
+from tests.fixtures.prefect_http import prefect_http
+
 pytestmark = [pytest.mark.prefect]
 
 RPC_KEY = "rpcKeyInPath7f3a9c0d1e2b4a5968"
@@ -106,7 +108,7 @@ def test_no_api_call_returns_a_secret_and_runs_still_resolve_them(registered_blo
     assert read_connections() == {"rpc": True, "store": True, "token": True, "signing": True}
 
     APILogHandler().flush()  # the run's log lines reach the API in the background
-    api = httpx.Client(base_url=prefect_api, timeout=30)
+    api = prefect_http(prefect_api, timeout=30)
     texts = _everything_the_api_returns(api)
     assert "${VV_TEST_RPC_KEY}" in texts["logs/filter"]      # the lines are there, with templates, not keys
     assert {endpoint: _leaked(text) for endpoint, text in texts.items() if _leaked(text)} == {}
@@ -124,7 +126,7 @@ def test_registering_again_removes_a_secret_an_older_block_stored(registered_blo
     from blocks.register import register_blocks
 
     register_blocks(environment="devnet")
-    api = httpx.Client(base_url=prefect_api, timeout=30)
+    api = prefect_http(prefect_api, timeout=30)
     slack = next(d for d in api.post("/block_documents/filter", json={}).json() if d["name"] == "vv-slack")
     old = api.patch(f"/block_documents/{slack['id']}", json={"data": {"bot_token": BOT_TOKEN}, "merge_existing_data": True})
     assert old.status_code == 204, old.text

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from deployments import DEPLOYMENTS
+from tests.fixtures.prefect_http import prefect_http
 from vvops.config import load_environments
 from vvops.devnet import free_port
 from vvops.paths import REPO_ROOT
@@ -34,7 +35,7 @@ class TeamPrefect:
     def __init__(self, api: str, env: dict[str, str]):
         self.api = api
         self.env = env
-        self.http = httpx.Client(base_url=api, auth=tuple(AUTH_STRING.split(":", 1)), timeout=15)
+        self.http = prefect_http(api, auth=tuple(AUTH_STRING.split(":", 1)), timeout=15)
 
     def run(self, *argv: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         done = subprocess.run(list(argv), cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 from eth_account import Account
 from eth_utils import keccak
 from prefect import flow
 from sqlalchemy import select
 
+from tests.fixtures import prefect_http as prefect_api_http
 from tests.fixtures.approval_fixtures import (approval_run_id, open_request_id, person_key, signed_answer,
                                               signed_proposal)
 from vvops.identity.keys import sign_statement
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.prefect]
 
 def _raw_resume(api: str, run_id: str, run_input: dict) -> dict:
     """What anybody who reaches the Prefect API can send (no client library, no credentials)."""
-    return httpx.post(f"{api}/flow_runs/{run_id}/resume", json={"run_input": run_input}, timeout=30).json()
+    return prefect_api_http.post(f"{api}/flow_runs/{run_id}/resume", json={"run_input": run_input}, timeout=30).json()
 
 
 def _refusals(engine, request_id: int) -> list[tuple[str, str]]:

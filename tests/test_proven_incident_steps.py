@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from sqlalchemy import select
 
+from tests.fixtures import prefect_http as prefect_api_http
 from tests.fixtures.approval_fixtures import person_key
 from vvops.identity.keys import sign_statement
 from vvops.identity.statements import incident_statement
@@ -26,16 +26,10 @@ pytestmark = [pytest.mark.prefect, pytest.mark.devnet]
 
 
 def _resume(api: str, run_id: str, run_input: dict) -> dict:
-    """What anybody who reaches the Prefect API can send. The test server's SQLite may answer 500 "database is
-    locked" on a loaded machine: that resume did not happen, so it is sent again (a few times, then it fails)."""
-    import time
-
-    for _ in range(5):
-        response = httpx.post(f"{api}/flow_runs/{run_id}/resume", json={"run_input": run_input}, timeout=30)
-        if response.status_code < 500:
-            return response.json()
-        time.sleep(1)
-    raise AssertionError(f"resume of {run_id}: {response.status_code} {response.text[:300]}")
+    """What anybody who reaches the Prefect API can send."""
+    response = prefect_api_http.post(f"{api}/flow_runs/{run_id}/resume", json={"run_input": run_input}, timeout=30)
+    assert response.status_code < 500, f"resume of {run_id}: {response.status_code} {response.text[:300]}"
+    return response.json()
 
 
 def _incident(engine, marker: str, timeout: float = 60) -> tuple[str, str]:
