@@ -47,7 +47,8 @@ from vvops.reviews.weekly import (
 
 __all__ = ["weekly_review", "pass_rate_by_area", "series_key", "capacity_inputs"]
 
-PROTOCOL_METRICS = ["fees_collected_usd", "withdrawal_limit_hits", "vault_param", "gas_per_call"]
+PROTOCOL_METRICS = ["fees_collected_usd", "withdrawal_limit_hits", "vault_param", "gas_per_call",
+                    "protocol.function_calls", "protocol.function_reverts", "protocol.reverts_by_reason"]
 
 
 def series_key(name: str, labels: dict[str, Any] | None) -> str:
