@@ -314,6 +314,8 @@ def render_weekly_markdown(report: dict[str, Any], *, images: dict[str, str] | N
                  "plot": f"![{p['series']}]({images[p['series']]})" if p["series"] in images else ""}
                 for p in r["capacity"]["plans"]]
     lines += [md_table(cap_rows, empty="_no data: no capacity series recorded._"), ""]
+    if cap_rows and r["capacity"].get("missing"):
+        lines += [f"_no data for: {', '.join(r['capacity']['missing'])}._", ""]
     proto = r["protocol"]
     lines += ["## Protocol assessment", "", "### Parameters in force vs outcomes", "",
               md_table(proto["parameters"], empty="_no data: no parameter and fee metrics recorded._"), "",
