@@ -114,9 +114,19 @@ def test_reviews_render_with_empty_data(ops_flows):
 
     weekly = weekly_review(environment="devnet", now=datetime(1995, 6, 5, tzinfo=UTC), notify_slack=False)
     assert weekly["incidents"]["count"] == 0 and weekly["capacity"]["plans"] == [] and weekly["areas"] == []
+    markdown = Path(weekly["report_dir"], "weekly-review.md").read_text()
+    for section in ("Capacity planning", "Parameters in force", "Gas per function", "Errors and reverts",
+                    "Integrations' health", "Check pass rate"):
+        body = markdown.split(section, 1)[1].split("###", 1)[0]
+        assert "no data" in body and "_none_" not in body, (section, body)
     monthly = monthly_review(environment="devnet", as_of=datetime(1995, 6, 1, tzinfo=UTC), notify_slack=False)
     controls = {c["id"]: c["passed"] for c in monthly["compliance"]}
     assert controls["daily-checks"] is False and controls["audit-chain"] is True
+    markdown = Path(monthly["html"]).with_name("monthly-review.md").read_text()
+    assert "Endpoints below SLO: no data" in markdown
+    for section in ("Availability per endpoint", "Latency p95", "Vulnerability management", "Certificate inventory"):
+        body = markdown.split(section, 1)[1].split("###", 1)[0]
+        assert "no data" in body, (section, body)
     assert Path(monthly["html"]).is_file()
 
 
