@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 
 from prefect import flow, get_run_logger
 
@@ -24,27 +25,32 @@ SECTIONS = (
 )
 
 
-def _run_section(area: str, section, environment: str) -> list[CheckOutcome]:
+def _run_section(area: str, section, environment: str, now: datetime | None) -> list[CheckOutcome]:
     """One playbook section; if the whole section cannot run, that is one `error` outcome, not a crash."""
     try:
-        return list(section(environment=environment))
+        return list(section(environment=environment, now=now))
     except Exception as exc:
         return [CheckOutcome(f"{area}.section", area, "error", f"the {area} checks could not run: {type(exc).__name__}: {exc}",
                              hint="see the sub-flow run's logs")]
 
 
 @flow(name="daily-checks", log_prints=True)
-def daily_checks(environment: str = "devnet") -> dict:
-    """Run every daily check, persist one result per check, alert on failures, report to the UI and Slack."""
+def daily_checks(environment: str = "devnet", now: datetime | None = None) -> dict:
+    """Run every daily check, persist one result per check, alert on failures, report to the UI and Slack.
+    `now` (default: the current time) dates the run, its results and metrics (a time-travelled devnet's time)."""
     if (not_ready := preflight(environment)) is not None:
         return not_ready
     logger = get_run_logger()
-    started_at = datetime.now(timezone.utc)
+    started_at = now if now is not None and now.tzinfo else (now.replace(tzinfo=timezone.utc) if now is not None
+                                                             else datetime.now(timezone.utc))
+    clock = time.monotonic()
     outcomes: list[CheckOutcome] = []
     for area, section in SECTIONS:
-        outcomes += _run_section(area, section, environment)
+        outcomes += _run_section(area, section, environment, started_at if now is not None else None)
 
-    run_id = record_check_run(flow_name="daily-checks", environment=environment, outcomes=outcomes, started_at=started_at)
+    finished_at = started_at + timedelta(seconds=time.monotonic() - clock)
+    run_id = record_check_run(flow_name="daily-checks", environment=environment, outcomes=outcomes,
+                              started_at=started_at, finished_at=finished_at)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "unknown", "warn", "crit", "error")}
     try:
         alert_messages = raise_alerts_for_outcomes(outcomes, environment)

@@ -234,16 +234,20 @@ def incident_response(
     publish_status_page(environment, return_state=True)
     facts["recovered"] = recovery["ok"]
     steps = CHECKLISTS[c.variant]
+    # ticked only on evidence from this run (never by default); an unticked item is for a person to confirm
+    unpause_held = facts.get("contained", False) and (unpaused is None or unpaused.get("status") != "not_started"
+                                                      or bool(unpaused.get("paused")))
     done_by_variant = {
         "contract_drain": [facts.get("contained", False), facts.get("evidence", False), bool(evidence),
-                           True, facts.get("paged", False)],
-        "security_breach": [facts.get("contained", True),
+                           unpause_held, facts.get("paged", False)],
+        "security_breach": [facts.get("contained", False),
                             facts.get("evidence", False), bool(evidence), facts.get("paged", False), bool(items)],
-        "major_outage": [True, facts.get("contained", False), facts.get("contained", False), facts.get("paged", False),
-                         bool(items)],
-        "general": [True, facts.get("paged", False), facts.get("evidence", False)],
+        "major_outage": [recovery["ok"], facts.get("contained", False), facts.get("contained", False),
+                         facts.get("paged", False), bool(items)],
+        "general": [bool(c.severity and c.incident_type), facts.get("paged", False), facts.get("evidence", False)],
     }
-    checklist = [{"item": s, "done": bool(d)} for s, d in zip(steps, done_by_variant[c.variant], strict=True)]
+    checklist = [{"item": s, "done": bool(d), "by": "evidence" if d else "to be confirmed by a person"}
+                 for s, d in zip(steps, done_by_variant[c.variant], strict=True)]
     written = write_incident_report(key=key, environment=environment, variant=c.variant, impact=impact,
                                     root_cause=root_cause, contributing_factors=list(contributing_factors or []),
                                     action_items=items, checklist=checklist, resolved_by=resolved_by)

@@ -22,6 +22,7 @@ from tasks.preflight import preflight
 from tasks.reports import publish_markdown
 from tasks.reviews import (
     latest_check_result,
+    latest_check_results,
     load_approvals,
     load_chain_actions,
     load_check_results,
@@ -138,7 +139,7 @@ def monthly_review(environment: str = "devnet", as_of: datetime | None = None, n
     drills = load_drills(end=end)
     audit = verify_audit()
     metrics = load_metrics(start=prev_start, end=end, names=["probe_up", "probe_latency_ms"])
-    tls = latest_check_result(check_id="security.tls_certs", end=end)
+    tls = latest_check_results(prefix="security.tls_certs", end=end)
     vulns = latest_check_result(check_id="security.vulnerability_reports", end=end)
     access_state = read_access_state(environment=environment)
     patch_state = read_patch_state(environment=environment)

@@ -47,7 +47,8 @@ from vvops.reviews.weekly import (
 
 __all__ = ["weekly_review", "pass_rate_by_area", "series_key", "capacity_inputs"]
 
-PROTOCOL_METRICS = ["fees_collected_usd", "withdrawal_limit_hits", "vault_param", "gas_per_call"]
+PROTOCOL_METRICS = ["fees_collected_usd", "withdrawal_limit_hits", "vault_param", "gas_per_call",
+                    "protocol.function_calls", "protocol.function_reverts", "protocol.reverts_by_reason"]
 
 
 def series_key(name: str, labels: dict[str, Any] | None) -> str:
@@ -96,8 +97,17 @@ def capacity_planning(*, environment: str, now: datetime, out_dir: str) -> dict[
                                    title=f"{spec.get('title', p.series)} — {p.series}", now=now,
                                    horizon_days=cap.planning_horizon_days, limit=p.limit, unit=p.unit)
         images[p.series] = str(path)
+    # configured series nothing recorded yet: named, so the report says "no data" instead of leaving them out
+    missing = [s.title or s.metric for s in cap.series if not any(s.matches(*key) for key in _recorded(metrics))]
     return {"horizon_days": cap.planning_horizon_days, "lookback_days": cap.lookback_days,
-            "plans": [p.as_dict() for p in plans], "images": images}
+            "plans": [p.as_dict() for p in plans], "images": images, "missing": missing}
+
+
+def _recorded(metrics: pd.DataFrame) -> list[tuple[str, dict]]:
+    if metrics.empty:
+        return []
+    return [(n, labels) for n, labels in metrics.drop_duplicates(["name", "labels_key"])[["name", "labels"]]
+            .itertuples(index=False)]
 
 
 def oncall_next_week(environment: str, end: datetime) -> list[dict[str, Any]]:

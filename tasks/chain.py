@@ -239,6 +239,8 @@ def activity_outcomes(rpc: RpcClient, *, environment: str, contract: str, window
         # The vault's asset is a USD stablecoin (vvUSD on the devnet, USDC on mainnet): asset units are dollars.
         MetricPoint("fees_collected_usd", activity.fees / unit, labels),
     ]
+    if tvl is not None:  # in dollars, as capacity planning reads it (protocol.tvl is in the asset's base units)
+        metrics.append(MetricPoint("vault_tvl_usd", tvl / unit, labels))
     largest = next((o for o in outcomes if o.id.endswith(".large_withdrawal")), None)
     if largest is not None and largest.value is not None:
         metrics.append(MetricPoint("protocol.largest_withdrawal_pct_tvl", largest.value, labels))
@@ -260,7 +262,8 @@ def tx_error_outcomes(rpc: RpcClient, *, environment: str, contracts: list[str],
     cfg = ops_config(environment)
     check = cfg.check("protocol.tx_error_rate")
     addresses = {name: resolve_deployment(cfg, name).address for name in contracts}
-    stats = transactions_to(rpc, contracts=addresses, window=window)
+    abis = {name: contract_abi(cfg.contract(name).abi_source) for name in contracts if cfg.contract(name).abi_source}
+    stats = transactions_to(rpc, contracts=addresses, window=window, abis=abis)
     outcome = evaluate_tx_errors(stats=stats.summary(), threshold=check.thresholds.get("error_rate_pct"),
                                  min_transactions=check.typed_params().min_transactions, window=window.as_dict())
     outcome = _replace(outcome, served_by=rpc.served_by, duration_ms=_elapsed_ms(started),
@@ -274,7 +277,33 @@ def tx_error_outcomes(rpc: RpcClient, *, environment: str, contracts: list[str],
                     MetricPoint("protocol.tx_failed", counts["failed"], labels),
                     MetricPoint("protocol.tx_error_rate", rate, labels),
                     MetricPoint("protocol.tx_per_hour", counts["transactions"] / hours, labels)]
+    metrics += function_metrics(stats, environment=environment,
+                                limit_errors=set(check.typed_params().withdrawal_limit_errors))
     return {"outcomes": [outcome], "metrics": metrics}
+
+
+def function_metrics(stats: Any, *, environment: str, limit_errors: set[str]) -> list[MetricPoint]:
+    """Per function of the window: calls, reverts, error rate, mean gas of a successful call (`gas_per_call`),
+    reverts by decoded reason, and the withdrawal-limit hits per contract (the weekly review reads these names)."""
+    points: list[MetricPoint] = []
+    hits: dict[str, int] = {}
+    for (contract, function), fs in stats.by_function.items():
+        labels = {"chain": environment, "contract": contract, "function": function}
+        points += [MetricPoint("protocol.function_calls", fs.calls, labels),
+                   MetricPoint("protocol.function_reverts", fs.failed, labels),
+                   MetricPoint("protocol.function_error_rate_pct", fs.error_rate_pct, labels)]
+        if fs.mean_gas is not None:
+            points.append(MetricPoint("gas_per_call", fs.mean_gas, labels))
+        for reason, n in fs.reasons.items():
+            points.append(MetricPoint("protocol.reverts_by_reason", n, {**labels, "reason": reason}))
+            if reason in limit_errors:
+                hits[contract] = hits.get(contract, 0) + n
+    vaults = {c for c, _ in stats.by_function} | set(stats.by_contract)
+    for contract in sorted(vaults):
+        if contract in hits or ops_config(environment).contract(contract).kind == "vault":
+            points.append(MetricPoint("withdrawal_limit_hits", hits.get(contract, 0),
+                                      {"chain": environment, "contract": contract}))
+    return points
 
 
 @task(name="check-tx-error-rate", **NETWORK_RETRIES)

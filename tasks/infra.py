@@ -59,14 +59,16 @@ def gather_outcomes(pending: list[tuple[str, str, PrefectFuture, Callable[[BaseE
     return outcomes, points
 
 
-def finish_section(pending: list[tuple[str, str, PrefectFuture, Callable[[BaseException], list[CheckOutcome]] | None]]
-                   ) -> list[CheckOutcome]:
-    """Gather a sub-flow's checks and store their metrics; metrics are secondary, the verdicts always return."""
+def finish_section(pending: list[tuple[str, str, PrefectFuture, Callable[[BaseException], list[CheckOutcome]] | None]],
+                   now: datetime | None = None) -> list[CheckOutcome]:
+    """Gather a sub-flow's checks and store their metrics (dated `now` when given); metrics are secondary, the
+    verdicts always return."""
     from tasks.store import record_metrics
+    from vvops.metrics import stamped
 
     outcomes, points = gather_outcomes(pending)
     try:
-        record_metrics(points=points)
+        record_metrics(points=stamped(points, now))
     except Exception as exc:
         print(f"could not record {len(points)} metric points: {exc}")
     return outcomes

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from tasks.policies import STORE_RETRIES
 from tasks.runtime import store_engine
@@ -57,6 +57,20 @@ def latest_check_result(*, check_id: str, end: datetime) -> dict[str, Any] | Non
         r = session.scalars(q).first()
         return None if r is None else {"status": r.status, "value": r.value, "details": r.details or {},
                                        "created_at": r.created_at}
+
+
+@task(name="latest-check-results", **STORE_RETRIES)
+def latest_check_results(*, prefix: str, end: datetime) -> list[dict[str, Any]]:
+    """The latest result before `end` of every check whose id is `prefix` or starts with `prefix.` (the live
+    checks add a slug per target: `security.tls_certs.<host_port>`)."""
+    newest = (select(CheckResult.check_id, func.max(CheckResult.id).label("id"))
+              .where(or_(CheckResult.check_id == prefix, CheckResult.check_id.like(prefix.replace("_", "\\_") + ".%",
+                                                                                      escape="\\")),
+                     CheckResult.created_at < end).group_by(CheckResult.check_id).subquery())
+    q = select(CheckResult).join(newest, CheckResult.id == newest.c.id).order_by(CheckResult.check_id)
+    with session_scope(store_engine()) as session:
+        return [{"check_id": r.check_id, "status": r.status, "value": r.value, "details": r.details or {},
+                 "served_by": r.served_by, "created_at": r.created_at} for r in session.scalars(q)]
 
 
 @task(name="load-metrics", **STORE_RETRIES)

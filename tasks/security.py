@@ -69,9 +69,20 @@ def tls_error_outcome(host: str, port: int) -> Any:
     return _on_error
 
 
+def nothing_configured(check_id: str, message: str, hint: str) -> CheckOutcome:
+    """`unknown`: the check has nothing to look at (not ok, not counted as passing), with how to configure it."""
+    return CheckOutcome(check_id, "security", "unknown", message, hint=hint)
+
+
+TLS_HINT = ("list the public endpoints under security.tls_certs params.hosts, or put the PEM files in a "
+            "params.cert_files folder (checks.yaml)")
+
+
 @task(name="check-certificate-files", cache_policy=NO_CACHE, timeout_seconds=60)
-def check_certificate_files(*, cert_files: tuple[str, ...], threshold: Any, now: datetime) -> CheckResult:
-    """PEM certificates on disk (files or folders of *.pem / *.crt); a missing folder has nothing to check."""
+def check_certificate_files(*, cert_files: tuple[str, ...], threshold: Any, now: datetime,
+                            hosts_configured: bool = True) -> CheckResult:
+    """PEM certificates on disk (files or folders of *.pem / *.crt); a missing folder has nothing to check, which is
+    `unknown` when no endpoint is configured either."""
     outcomes, points = [], []
     for entry in cert_files:
         base = resolve_path(entry)
@@ -86,6 +97,9 @@ def check_certificate_files(*, cert_files: tuple[str, ...], threshold: Any, now:
             outcome = evaluate_certificate(target=file.name, cert=cert, now=now, threshold=threshold, check_id=check_id)
             outcomes.append(outcome)
             points.append(MetricPoint("security.tls.days_to_expiry", outcome.value, {"target": file.name}, ts=now))
+    if not outcomes and not hosts_configured:
+        outcomes.append(nothing_configured("security.tls_certs", "no endpoint configured and no certificate file "
+                                           f"found in {', '.join(cert_files)}: no certificate checked", TLS_HINT))
     return outcomes, points
 
 
@@ -171,6 +185,10 @@ def review_vulnerability_reports(*, params: Any, thresholds: dict[str, Any], now
 
 @task(name="review-credentials", cache_policy=NO_CACHE, timeout_seconds=30)
 def review_credentials(*, params: Any, thresholds: dict[str, Any], now: datetime) -> CheckResult:
+    if not params.credentials:
+        return [nothing_configured("security.credentials", "no credentials listed: nothing's rotation is tracked",
+                                   "list each key, token and certificate with its owner and last rotation under "
+                                   "security.credentials params.credentials in checks.yaml")], []
     outcomes = evaluate_credentials(credentials=params.credentials, today=now.date(),
                                     threshold=thresholds.get("days_until_rotation_due"))
     points = [MetricPoint("security.credentials.days_until_rotation_due", o.value, {"credential": o.id.rsplit(".", 1)[-1]}, ts=now)

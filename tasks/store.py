@@ -24,18 +24,21 @@ def current_flow_run_id() -> str | None:
 
 
 @task(name="record-check-run", **STORE_RETRIES)
-def record_check_run(*, flow_name: str, environment: str, outcomes: list[CheckOutcome], started_at: datetime) -> int:
-    """Persist one run with one result row per check; its status is the worst check status."""
+def record_check_run(*, flow_name: str, environment: str, outcomes: list[CheckOutcome], started_at: datetime,
+                     finished_at: datetime | None = None) -> int:
+    """Persist one run with one result row per check (dated `finished_at`, default now); its status is the worst
+    check status."""
+    finished_at = finished_at or datetime.now(timezone.utc)
     with session_scope(store_engine()) as session:
         run = CheckRun(
             flow_name=flow_name, flow_run_id=current_flow_run_id(), environment=environment,
-            started_at=started_at, finished_at=datetime.now(timezone.utc),
+            started_at=started_at, finished_at=finished_at,
             status=worst_status([o.status for o in outcomes]),
         )
         run.results = [
             CheckResult(check_id=o.id, area=o.area, status=o.status, value=o.value, threshold=o.threshold,
                         message=o.message, hint=o.hint, details=o.details, served_by=o.served_by,
-                        duration_ms=o.duration_ms)
+                        duration_ms=o.duration_ms, created_at=finished_at)
             for o in outcomes
         ]
         session.add(run)

@@ -29,8 +29,10 @@ def test_healthy_devnet_every_section_reports_and_each_check_is_stored_once(ops_
     statuses = _statuses(summary)
     assert {c["area"] for c in summary["checks"]} == {"protocol", "infrastructure", "security", "maintenance"}
     problems = {k: v for k, v in statuses.items() if v != "ok" and not k.startswith(ENVIRONMENT_DEPENDENT)}
-    # the devnet configures no access logs or vulnerability reports: those checks say so (unknown), never ok
-    assert problems == {"security.access_logs": "unknown", "security.vulnerability_reports": "unknown"}
+    # the devnet configures no access logs, vulnerability reports, TLS endpoints (no certificate file either) or
+    # credentials: those checks say so (unknown), never ok
+    assert problems == {"security.access_logs": "unknown", "security.vulnerability_reports": "unknown",
+                        "security.tls_certs": "unknown", "security.credentials": "unknown"}
     for expected in ("protocol.contract_state.vault.role.owner", "protocol.contract_state.vault.invariant.solvency",
                      "protocol.network_conditions.block_lag", "infrastructure.database", "maintenance.backups"):
         assert expected in statuses

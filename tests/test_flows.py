@@ -34,6 +34,7 @@ def test_ops_sweep_runs_every_sweep_and_reports_each(ops_flows):
     results = ops_sweep(environment="devnet")
 
     assert set(results) == {"alerts", "approvals", "incident_reminders", "action_item_reminders", "stabilisation",
-                            "timelock", "slack_outbox",
+                            "timelock", "probes", "oncall_handoff", "slack_outbox",
                             "status_page", "audit_anchor"}
     assert [name for name, result in results.items() if "error" in result] == []
+    assert results["probes"]["probed"] >= 1  # every RPC URL of the devnet at least

@@ -37,7 +37,8 @@ def test_daily_checks_on_a_healthy_openzeppelin_protocol_are_ok(ops_flows, oz_op
     statuses = _statuses(summary)
     problems = {k: v for k, v in statuses.items() if v != "ok" and not k.startswith(ENVIRONMENT_DEPENDENT)}
     # like the devnet, devnet-oz configures no access logs or vulnerability reports: unknown, never ok
-    assert problems == {"security.access_logs": "unknown", "security.vulnerability_reports": "unknown"}
+    assert problems == {"security.access_logs": "unknown", "security.vulnerability_reports": "unknown",
+                        "security.tls_certs": "unknown", "security.credentials": "unknown"}
     for expected in ("protocol.contract_state.oz_vault.role.GOVERNANCE_ROLE",
                      "protocol.contract_state.oz_vault.role.GUARDIAN_ROLE",
                      "protocol.contract_state.oz_timelock.role.PROPOSER_ROLE",

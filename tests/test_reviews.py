@@ -63,13 +63,20 @@ def _empty_weekly():
 
 def test_pure_renderers_with_empty_data():
     md = render_weekly_markdown(_empty_weekly())
-    assert "No metrics stored" in md and "Incidents" in md
+    assert "Incidents" in md and "_none_" not in md
+    for empty in ("no capacity series recorded", "no parameter and fee metrics recorded", "no gas per call recorded",
+                  "no calls by function recorded", "no integration check ran", "no check results stored"):
+        assert f"no data: {empty}" in md, empty
     monthly = {"environment": "devnet", "month_label": "February 2026", "start": "2026-02-01", "end": "2026-03-01",
                "generated_at": "2026-03-01T08:00", "compliance": [], "incidents": {"count": 0, "security": 0},
                "performance": {"availability": [], "latency_p95": [], "check_durations": [], "month_over_month": []},
                "security": {"vulnerabilities": {"available": False}, "credentials": [], "certificates": [],
                             "incidents": []}, "governance": []}
-    html = standalone_html("x", render_monthly_markdown(monthly))
+    monthly_md = render_monthly_markdown(monthly)
+    for empty in ("no endpoint probed", "no latency probed", "no vulnerability scan result", "no certificate checked"):
+        assert f"no data: {empty}" in monthly_md, empty
+    assert "Endpoints below SLO: no data" in monthly_md
+    html = standalone_html("x", monthly_md)
     assert html.startswith("<!doctype html>") and "February 2026" in html
 
 
@@ -107,9 +114,19 @@ def test_reviews_render_with_empty_data(ops_flows):
 
     weekly = weekly_review(environment="devnet", now=datetime(1995, 6, 5, tzinfo=UTC), notify_slack=False)
     assert weekly["incidents"]["count"] == 0 and weekly["capacity"]["plans"] == [] and weekly["areas"] == []
+    markdown = Path(weekly["report_dir"], "weekly-review.md").read_text()
+    for section in ("Capacity planning", "Parameters in force", "Gas per function", "Errors and reverts",
+                    "Integrations' health", "Check pass rate"):
+        body = markdown.split(section, 1)[1].split("###", 1)[0]
+        assert "no data" in body and "_none_" not in body, (section, body)
     monthly = monthly_review(environment="devnet", as_of=datetime(1995, 6, 1, tzinfo=UTC), notify_slack=False)
     controls = {c["id"]: c["passed"] for c in monthly["compliance"]}
     assert controls["daily-checks"] is False and controls["audit-chain"] is True
+    markdown = Path(monthly["html"]).with_name("monthly-review.md").read_text()
+    assert "Endpoints below SLO: no data" in markdown
+    for section in ("Availability per endpoint", "Latency p95", "Vulnerability management", "Certificate inventory"):
+        body = markdown.split(section, 1)[1].split("###", 1)[0]
+        assert "no data" in body, (section, body)
     assert Path(monthly["html"]).is_file()
 
 
@@ -120,7 +137,7 @@ def test_reviews_render_with_full_history(history):
     weekly = weekly_review(environment="devnet", now=FAR_PAST_NOW, notify_slack=False)
     assert weekly["start"].startswith("2001-02-26") and weekly["end"].startswith("2001-03-05")
     plans = {p["series"]: p for p in weekly["capacity"]["plans"]}
-    assert plans["host_cpu_pct{host=ops-1}"]["slope_per_day"] == pytest.approx(0.25, rel=0.25)
+    assert plans["infra.host.cpu_pct"]["slope_per_day"] == pytest.approx(0.25, rel=0.25)
     assert any(p["recommendation"] for p in plans.values())
     assert weekly["capacity"]["images"] and all(Path(p).is_file() for p in weekly["capacity"]["images"].values())
     assert weekly["areas"] and weekly["incidents"]["count"] >= 0 and weekly["protocol"]["gas"]

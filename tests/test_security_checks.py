@@ -96,6 +96,24 @@ def test_certificate_files_in_a_folder(tmp_path):
     assert by_id == {"security.tls_certs.file.api": "crit", "security.tls_certs.file.junk": "error"}
 
 
+def test_no_certificate_to_check_is_unknown_with_a_hint(tmp_path):
+    outcomes, points = check_certificate_files.fn(cert_files=(str(tmp_path / "none"),), threshold=DAYS, now=_now(),
+                                                  hosts_configured=False)
+    assert [(o.id, o.status) for o in outcomes] == [("security.tls_certs", "unknown")] and points == []
+    assert "params.hosts" in outcomes[0].hint
+    with_hosts, _ = check_certificate_files.fn(cert_files=(str(tmp_path / "none"),), threshold=DAYS, now=_now())
+    assert with_hosts == []  # the endpoints are checked by their own tasks
+
+
+def test_no_credentials_listed_is_unknown_with_a_hint():
+    from types import SimpleNamespace
+
+    from tasks.security import review_credentials
+
+    (outcome,), points = review_credentials.fn(params=SimpleNamespace(credentials=()), thresholds={}, now=_now())
+    assert outcome.status == "unknown" and "checks.yaml" in outcome.hint and points == []
+
+
 # --------------------------------------------------------------------------- access logs
 
 NOW = datetime(2026, 11, 26, 12, 30, tzinfo=timezone.utc)

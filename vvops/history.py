@@ -1,4 +1,4 @@
-"""Deterministic demo/test history for the ops store: `generate_history(engine=..., days=90, seed=7, now=...)`.
+"""Deterministic demo/test history for the ops store, under the names and ids the live checks record: `generate_history(engine=..., days=90, seed=7, now=...)`.
 
 Same seed and `now` → same rows. Writes hourly metrics (trend + weekly seasonality + noise) for every
 capacity series, probes, protocol metrics; one daily-checks run per day with results; incidents with
@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
+from vvops.resilience.drills import DrillRecord, record_drill
 from vvops.store import append_audit, session_scope
 from vvops.store.models import (
     ApprovalDecision,
@@ -28,24 +29,29 @@ from vvops.store.models import (
     Metric,
 )
 
-#: name, labels, start level, growth per day, weekly amplitude (fraction of level), noise (fraction of level)
+#: name, labels, start level, growth per day, weekly amplitude (fraction of level), noise (fraction of level):
+#: the names and labels the live checks record (capacity.yaml reads them; see tasks/chain.py, tasks/infra.py)
+_VAULT = {"contract": "vault"}
 SERIES = [
-    ("host_cpu_pct", {"host": "ops-1"}, 38.0, 0.25, 0.10, 0.05),
-    ("host_mem_pct", {"host": "ops-1"}, 55.0, 0.12, 0.03, 0.02),
-    ("host_disk_used_pct", {"host": "ops-1", "path": "/"}, 52.0, 0.20, 0.0, 0.005),
-    ("store_size_mb", {}, 300.0, 6.0, 0.0, 0.002),
-    ("rpc_requests_per_hour", {"endpoint": "primary"}, 90_000.0, 900.0, 0.20, 0.05),
-    ("rpc_latency_ms", {"endpoint": "primary"}, 120.0, 0.4, 0.08, 0.10),
-    ("chain_tx_per_hour", {}, 800.0, 12.0, 0.25, 0.08),
-    ("vault_tvl_usd", {}, 80e6, 0.6e6, 0.02, 0.01),
-    ("ops_gas_used", {}, 900_000.0, 4_000.0, 0.10, 0.05),
+    ("infra.host.cpu_pct", {}, 38.0, 0.25, 0.10, 0.05),
+    ("infra.host.mem_pct", {}, 55.0, 0.12, 0.03, 0.02),
+    ("infra.storage.used_pct", {"path": "state"}, 52.0, 0.20, 0.0, 0.005),
+    ("infra.db.size_mb", {"backend": "sqlite"}, 300.0, 6.0, 0.0, 0.002),
+    ("infrastructure.rpc_latency_ms", {"url": "rpc-primary"}, 120.0, 0.4, 0.08, 0.10),
+    ("protocol.tx_count", _VAULT, 19_000.0, 290.0, 0.25, 0.08),
+    ("protocol.unique_users", _VAULT, 2_400.0, 20.0, 0.25, 0.05),
+    ("vault_tvl_usd", _VAULT, 80e6, 0.6e6, 0.02, 0.01),
 ]
-CHECKS = [("protocol.contract_state", "protocol"), ("protocol.onchain_activity", "protocol"),
-          ("protocol.network_conditions", "protocol"), ("infrastructure.rpc_latency", "infrastructure"),
-          ("infrastructure.http_endpoints", "infrastructure"), ("infrastructure.host", "infrastructure"),
-          ("security.tls_certs", "security"), ("security.credentials", "security"),
+CHECKS = [("protocol.contract_state.vault.paused", "protocol"), ("protocol.onchain_activity.vault.summary", "protocol"),
+          ("protocol.network_conditions.block_lag", "protocol"), ("infrastructure.rpc_latency", "infrastructure"),
+          ("infrastructure.http_endpoints.prefect_api", "infrastructure"), ("infrastructure.host", "infrastructure"),
+          ("security.tls_certs.api_veritasvault_example_443", "security"),
+          ("security.tls_certs.file.ops", "security"), ("security.credentials", "security"),
           ("maintenance.backups", "maintenance"), ("maintenance.data_integrity", "maintenance")]
-ENDPOINTS = {"rpc-primary": 0.9995, "rpc-backup": 0.997, "prefect-api": 0.9999}
+CERTIFICATES = {"security.tls_certs.api_veritasvault_example_443": ("api.veritasvault.example:443",
+                                                                     "api.veritasvault.example", 64),
+                "security.tls_certs.file.ops": ("ops.pem", "ops.internal", 300)}
+ENDPOINTS = {"rpc:rpc-primary": 0.9995, "rpc:rpc-backup": 0.997, "http:prefect-api": 0.9999}
 FUNCTIONS = {"deposit": 92_000, "withdraw": 78_000, "setFeeBps": 34_000, "pause": 29_000}
 PEOPLE = ["mei", "lukas", "oscar", "priya", "amara"]  # team.yaml ids
 APPROVERS = ["daniel", "kwame"]  # ops_lead holders in the shipped team.yaml
@@ -81,11 +87,16 @@ def generate_history(*, engine: Engine, days: int = 90, seed: int = 7, now: date
         values = level + growth * t_days + season + rng.normal(0, noise * level, len(hours))
         add(name, labels, np.maximum(values, 0))
     for ep, p_up in ENDPOINTS.items():
-        add("probe_up", {"endpoint": ep}, (rng.random(len(hours)) < p_up).astype(float))
+        up = (rng.random(len(hours)) < p_up).astype(float)
+        add("probe_up", {"endpoint": ep}, up)
         add("probe_latency_ms", {"endpoint": ep},
             rng.lognormal(math.log(80 if "rpc" in ep else 25), 0.35, len(hours)) * (1 + t_days / days * 0.2))
+        if ep.startswith("rpc:"):
+            add("infrastructure.rpc_available_pct", {"url": ep[4:]},
+                np.clip(100 - 100 * (1 - p_up) * rng.lognormal(0, 0.5, len(hours)), 0, 100))
     for fn, gas in FUNCTIONS.items():
-        add("gas_per_call", {"function": fn}, gas * (1 + 0.0005 * t_days) + rng.normal(0, gas * 0.01, len(hours)))
+        add("gas_per_call", {**_VAULT, "function": fn},
+            gas * (1 + 0.0005 * t_days) + rng.normal(0, gas * 0.01, len(hours)))
     # protocol: daily fees / limit hits, a fee parameter change in the middle of the period
     change_day = days // 2
     daily = [start + timedelta(days=d) for d in range(days)]
@@ -93,8 +104,19 @@ def generate_history(*, engine: Engine, days: int = 90, seed: int = 7, now: date
     for d, ts in enumerate(daily):
         metric_rows.append({"name": "fees_collected_usd", "labels": {}, "labels_key": "{}", "ts": ts,
                             "value": float(fee[d] * 120 + rng.normal(0, 300))})
-        metric_rows.append({"name": "withdrawal_limit_hits", "labels": {}, "labels_key": "{}", "ts": ts,
-                            "value": float(rng.poisson(1.5 if fee[d] < 40 else 0.8))})
+        hits = float(rng.poisson(1.5 if fee[d] < 40 else 0.8))
+        metric_rows.append({"name": "withdrawal_limit_hits", "labels": _VAULT,
+                            "labels_key": Metric.make_labels_key(_VAULT), "ts": ts, "value": hits})
+        for fn, share in (("deposit", 0.55), ("withdraw", 0.45)):
+            labels = {**_VAULT, "function": fn}
+            calls = float(rng.poisson(19_000 * share))
+            reverts = float(rng.poisson(calls * 0.01)) + (hits if fn == "withdraw" else 0.0)
+            reason = "AboveWithdrawalLimit" if fn == "withdraw" else "DepositCapExceeded"
+            for name, value, extra in (("protocol.function_calls", calls, {}), ("protocol.function_reverts", reverts, {}),
+                                       ("protocol.reverts_by_reason", reverts, {"reason": reason})):
+                row_labels = {**labels, **extra}
+                metric_rows.append({"name": name, "labels": row_labels, "ts": ts, "value": value,
+                                    "labels_key": Metric.make_labels_key(row_labels)})
         if d in (0, change_day):
             metric_rows.append({"name": "vault_param", "labels": {"param": "feeBps"},
                                 "labels_key": Metric.make_labels_key({"param": "feeBps"}), "ts": ts, "value": fee[d]})
@@ -117,13 +139,11 @@ def generate_history(*, engine: Engine, days: int = 90, seed: int = 7, now: date
                 status = "ok" if r < 0.9 else "warn" if r < 0.97 else "crit"
                 statuses.append(status)
                 details: dict = {}
-                if check_id == "security.tls_certs":
-                    details = {"certificates": [
-                        {"host": "api.veritasvault.example", "subject": "api.veritasvault.example",
-                         "not_after": (end + timedelta(days=64 - (days - d))).isoformat()},
-                        {"file": "certs/ops.pem", "subject": "ops.internal",
-                         "not_after": (end + timedelta(days=300)).isoformat()}]}
-                run.results.append(CheckResult(check_id=check_id, area=area, status=status,
+                served_by = None
+                if check_id in CERTIFICATES:  # one result per certificate, as security.tls_certs writes them
+                    served_by, subject, left = CERTIFICATES[check_id]
+                    details = {"subject": subject, "not_after": (end + timedelta(days=left - (days - d))).isoformat()}
+                run.results.append(CheckResult(check_id=check_id, area=area, status=status, served_by=served_by,
                                                value=float(rng.random() * 100), message=f"{check_id} {status}",
                                                details=details, duration_ms=float(rng.lognormal(5, 0.5)),
                                                created_at=at + timedelta(seconds=30)))
@@ -198,6 +218,9 @@ def generate_history(*, engine: Engine, days: int = 90, seed: int = 7, now: date
             counts["drills"] += 1
             d -= 60
         at = start + timedelta(days=min(20, days - 1), hours=15)
-        session.add(Drill(kind="tabletop", started_at=at, finished_at=at + timedelta(hours=1), ok=True))
+        record_drill(session, DrillRecord(kind="tabletop", scenario="generated history: RPC provider outage",
+                                          participants=tuple(PEOPLE[:3]), findings=("failover runbook step 3 unclear",),
+                                          started_at=at, duration_minutes=60, ok=True, recorded_by=PEOPLE[0]))
         counts["drills"] += 1
+        counts["audit_entries"] += 1
     return counts

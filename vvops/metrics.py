@@ -13,3 +13,13 @@ class MetricPoint:
     value: float
     labels: dict[str, Any] = field(default_factory=dict)
     ts: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+def stamped(points: list[MetricPoint], now: datetime | None) -> list[MetricPoint]:
+    """The points dated `now` (a flow run for a given moment: a time-travelled devnet), or as measured."""
+    if now is None:
+        return list(points)
+    from dataclasses import replace
+
+    at = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    return [replace(p, ts=at) for p in points]

@@ -3,6 +3,8 @@ integrity, storage capacity, server performance — every check concurrently, dr
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import flow
 
 from tasks.infra import (
@@ -35,7 +37,7 @@ def resolve_endpoint_url(url: str, configured_api_url: str) -> str:
 
 
 @flow(name="infrastructure-checks", log_prints=True)
-def infrastructure_checks(environment: str = "devnet") -> list[CheckOutcome]:
+def infrastructure_checks(environment: str = "devnet", now: datetime | None = None) -> list[CheckOutcome]:
     """HTTP endpoints (availability, p50/p95), the ops store, storage paths and the host; metrics recorded."""
     cfg = ops_config(environment)
     pending = []
@@ -56,4 +58,4 @@ def infrastructure_checks(environment: str = "devnet") -> list[CheckOutcome]:
             future = task_fn.submit(params=check.typed_params(), thresholds=dict(check.thresholds))
             pending.append((check_id, AREA, future, None))
 
-    return finish_section(pending)
+    return finish_section(pending, now=now)

@@ -7,6 +7,7 @@ fails becomes an `error` outcome with the reason and never stops the others. Met
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from prefect import flow
@@ -23,6 +24,7 @@ from tasks.chain import (
 from tasks.runtime import ops_config
 from tasks.store import count_open_incidents, record_metrics
 from vvops.checks.outcome import CheckOutcome
+from vvops.metrics import stamped
 
 _HINT = "the check could not run: see the task's log; a transient RPC problem clears on the next run"
 
@@ -40,8 +42,9 @@ def _error(check_id: str, area: str, exc: BaseException) -> CheckOutcome:
 
 
 @flow(name="protocol-health")
-def protocol_health(environment: str = "devnet", window_hours: float = 24) -> list[CheckOutcome]:
-    """Protocol health checks on `environment` over the last `window_hours` of chain time; returns every outcome."""
+def protocol_health(environment: str = "devnet", window_hours: float = 24, now: datetime | None = None) -> list[CheckOutcome]:
+    """Protocol health checks on `environment` over the last `window_hours` of chain time; returns every outcome.
+    `now` dates the recorded metrics (default: when they were measured)."""
     logger = get_run_logger()
     cfg = ops_config(environment)
     enabled = {c.id for c in cfg.enabled_checks()}
@@ -91,7 +94,7 @@ def protocol_health(environment: str = "devnet", window_hours: float = 24) -> li
         metrics += result["metrics"]
 
     try:
-        record_metrics(points=metrics)
+        record_metrics(points=stamped(metrics, now))
     except Exception as exc:  # noqa: BLE001 - results still go back to the caller, who stores them
         logger.warning("metrics not recorded: %s", exc)
         outcomes.append(_error("protocol.metrics", "protocol", exc))

@@ -38,9 +38,10 @@ def security_posture(environment: str = "devnet", now: datetime | None = None) -
             future = check_tls_endpoint.with_options(task_run_name=f"tls-{h.host}-{h.port}").submit(
                 host=h.host, port=h.port, timeout_s=p.timeout_s, threshold=threshold, now=now)
             pending.append((f"{tls.id}.{h.host}", AREA, future, tls_error_outcome(h.host, h.port)))
-        if p.cert_files:
-            pending.append((f"{tls.id}.files", AREA,
-                            check_certificate_files.submit(cert_files=p.cert_files, threshold=threshold, now=now), None))
+        # with neither hosts nor files found the task reports `unknown` (nothing checked is not a pass)
+        pending.append((f"{tls.id}.files", AREA,
+                        check_certificate_files.submit(cert_files=p.cert_files, threshold=threshold, now=now,
+                                                       hosts_configured=bool(p.hosts)), None))
 
     for check_id, task_fn in (("security.access_logs", analyse_access_logs_task),
                               ("security.vulnerability_reports", review_vulnerability_reports),

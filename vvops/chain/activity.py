@@ -7,7 +7,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from vvops.chain.abi import Abi
 from vvops.chain.blocks import block_receipts, first_block_at_or_after, hex_int
+from vvops.chain.calls import FunctionStats, analyse_calls
 from vvops.chain.logs import EventDecoder, LogFetchStats, fetch_logs
 from vvops.chain.rpc import RpcClient
 
@@ -140,6 +142,8 @@ class TxStats:
     by_contract: dict[str, dict[str, int]] = field(default_factory=dict)
     failed_txs: list[dict[str, Any]] = field(default_factory=list)
     scan_ms: float = 0.0
+    by_function: dict[tuple[str, str], FunctionStats] = field(default_factory=dict)
+    """(contract, function) -> calls, failures, gas and decoded revert reasons (when ABIs were given)."""
 
     @property
     def error_rate_pct(self) -> float:
@@ -148,12 +152,24 @@ class TxStats:
     def summary(self) -> dict[str, Any]:
         return {"blocks_scanned": self.blocks_scanned, "transactions": self.transactions, "failed": self.failed,
                 "error_rate_pct": self.error_rate_pct, "by_contract": self.by_contract,
-                "failed_txs": self.failed_txs[:20], "scan_ms": self.scan_ms}
+                "failed_txs": self.failed_txs[:20], "scan_ms": self.scan_ms,
+                "revert_reasons": self.revert_reasons(),
+                "by_function": [{"contract": c, "function": f, **fs.as_dict()}
+                                for (c, f), fs in sorted(self.by_function.items())]}
+
+    def revert_reasons(self) -> dict[str, int]:
+        """Decoded revert reasons over every function, most frequent first."""
+        total: dict[str, int] = {}
+        for fs in self.by_function.values():
+            for reason, n in fs.reasons.items():
+                total[reason] = total.get(reason, 0) + n
+        return dict(sorted(total.items(), key=lambda kv: -kv[1]))
 
 
 def transactions_to(rpc: RpcClient, *, contracts: dict[str, str], window: BlockWindow,
-                    chunk_size: int = 50) -> TxStats:
-    """Transactions sent to `contracts` ({name: address}) in the window, and those whose receipt has status 0."""
+                    chunk_size: int = 50, abis: dict[str, Abi] | None = None) -> TxStats:
+    """Transactions sent to `contracts` ({name: address}) in the window, and those whose receipt has status 0.
+    With `abis` ({name: Abi}) also per function: calls, gas and the decoded reason of every revert."""
     started = time.perf_counter()
     by_address = {address.lower(): name for name, address in contracts.items()}
     numbers = list(range(window.from_block, window.to_block + 1))
@@ -168,5 +184,12 @@ def transactions_to(rpc: RpcClient, *, contracts: dict[str, str], window: BlockW
             stats.by_contract[name]["failed"] += 1
             stats.failed_txs.append({"contract": name, "tx": receipt["transactionHash"],
                                      "block": hex_int(receipt["blockNumber"]), "from": receipt.get("from")})
+    if abis is not None:
+        stats.by_function, reverted = analyse_calls(rpc, receipts, by_address=by_address, abis=abis,
+                                                     chunk_size=chunk_size)
+        reasons = {r["tx"]: r for r in reverted}
+        for failed in stats.failed_txs:
+            if failed["tx"] in reasons:
+                failed.update(function=reasons[failed["tx"]]["function"], reason=reasons[failed["tx"]]["reason"])
     stats.scan_ms = round((time.perf_counter() - started) * 1000, 1)
     return stats

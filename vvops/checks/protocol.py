@@ -81,11 +81,18 @@ def evaluate_tx_errors(*, stats: dict[str, Any], threshold: ThresholdLike | None
     total, failed, rate = stats["transactions"], stats["failed"], stats["error_rate_pct"]
     status = _judge(threshold, rate) if total >= min_transactions else "ok"
     message = f"{failed} of {total} transactions to our contracts failed ({rate:.2f} %) over {window['blocks']} blocks"
+    reasons = stats.get("revert_reasons") or {}
+    if reasons:
+        message += "; reverts: " + ", ".join(f"{r} ×{n}" for r, n in list(reasons.items())[:3])
+    worst = max((f for f in stats.get("by_function") or [] if f["failed"]), key=lambda f: f["error_rate_pct"],
+                default=None)
+    if worst is not None:
+        message += f"; worst function {worst['contract']}.{worst['function']} {worst['error_rate_pct']:.1f} %"
     if total < min_transactions and failed:
         message += f"; fewer than {min_transactions} transactions, not alerted"
     return CheckOutcome("protocol.tx_error_rate", AREA, status, message, value=rate, threshold=_levels(threshold),
-                        hint=None if status == "ok" else "decode the failed txs' revert reasons (see details) "
-                        "and check the front end / integrators",
+                        hint=None if status == "ok" else "see the failed functions and their revert reasons in the "
+                        "details (by_function, failed_txs) and check the front end / integrators",
                         details={**stats, "window": window, "min_transactions": min_transactions})
 
 

@@ -47,6 +47,9 @@ class TxErrorRateParams(Params):
     window_hours: PositiveInt = 24
     min_transactions: NonNegInt = 10
     """Below this many transactions the rate is reported but not alerted on."""
+    withdrawal_limit_errors: tuple[str, ...] = ("AboveWithdrawalLimit", "ERC4626ExceededMaxWithdraw",
+                                                "ERC4626ExceededMaxRedeem")
+    """Revert reasons (custom error names) that count as a withdrawal-limit hit (`withdrawal_limit_hits`)."""
 
 
 class RpcLatencyParams(Params):

@@ -149,16 +149,10 @@ def _p(*parts: str) -> str:
     return SEP.join(parts)
 
 
-# Known gap: vvops.reviews.weekly.protocol_assessment reads the metrics gas_per_call, fees_collected_usd,
-# withdrawal_limit_hits and vault_param, which only the synthetic history generator (vvops.history) writes today;
-# the live protocol-health flow records protocol.* metrics under other names. Entries relying on it carry this note.
-GAP_PROTO_METRICS = ("inputs (gas_per_call, fees_collected_usd, withdrawal_limit_hits, vault_param) are written "
-                     "only by vvops.history today; no live task records them")
-
-
 def _with_gaps(entries: list[Entry]) -> list[Entry]:
-    return [replace(e, note=e.note or GAP_PROTO_METRICS) if PROTO_ASSESS in e.implemented_by else e
-            for e in entries]
+    """Entries with known gaps carry a note (none today: the protocol assessment's inputs gas_per_call,
+    fees_collected_usd, withdrawal_limit_hits and vault_param are recorded by the daily protocol-health checks)."""
+    return entries
 
 
 REGISTRY: list[Entry] = _with_gaps([
@@ -230,7 +224,7 @@ REGISTRY: list[Entry] = _with_gaps([
            S("Issue prioritization", REPORT, check="Failing checks and open incidents in today's report prioritised"),
            M("Task assignment", "Each failing check / open item has an owner"),
            M("Cross-team coordination", "Dependencies on other teams raised in their channels"),
-           S("Handoff for 24/7 coverage", CONTEXT, "vvops.notify.messages:oncall_handoff",
+           S("Handoff for 24/7 coverage", CONTEXT, "tasks.oncall_handoff:oncall_handoff_sweep",
              check="On-call handoff acknowledged by the incoming on-call (handoff table in today's report)"),
            on="daily", owner="ops_lead"),
 

@@ -289,7 +289,9 @@ class IncidentReport:
         lines += [f"- [ ] {a}" for a in self.action_items] or ["- none recorded"]
         if self.checklist:
             lines += ["", "## Response checklist", ""]
-            lines += [f"- [{'x' if c.get('done') else ' '}] {c['item']}" for c in self.checklist]
+            lines += [f"- [{'x' if c.get('done') else ' '}] {c['item']}"
+                      + ("" if c.get("done") else " _(no evidence in the run: to be confirmed by a person)_")
+                      for c in self.checklist]
         if self.evidence_sha256:
             lines += ["", "## Evidence", ""] + [f"- sha256 `{h}`" for h in self.evidence_sha256]
         lines += ["", "## Timeline", "", "| at (UTC) | kind | by | message |", "| --- | --- | --- | --- |"]

@@ -118,12 +118,23 @@ def credentials_age(credentials: list[dict[str, Any]], *, now: datetime) -> list
     return rows
 
 
-def certificate_inventory(tls_result: dict[str, Any] | None, *, now: datetime) -> list[dict[str, Any]]:
-    """The certificates from the latest `security.tls_certs` result: `details.certificates` entries with
-    subject/host/file and not_after (ISO) or days_to_expiry."""
-    if not tls_result:
+def certificate_inventory(tls_results: list[dict[str, Any]] | dict[str, Any] | None, *,
+                          now: datetime) -> list[dict[str, Any]]:
+    """The certificates of the latest result of every `security.tls_certs.<slug>` check (one certificate each:
+    details subject/not_after, `served_by` the host:port or file), or of a result holding `details.certificates`
+    entries with subject/host/file and not_after (ISO) or days_to_expiry."""
+    if not tls_results:
         return []
-    certs = (tls_result.get("details") or {}).get("certificates") or []
+    results = [tls_results] if isinstance(tls_results, dict) else tls_results
+    certs = []
+    for result in results:
+        details = result.get("details") or {}
+        if details.get("certificates"):
+            certs += details["certificates"]
+        elif details.get("not_after"):
+            source = result.get("served_by") or result.get("check_id", "")
+            certs.append({"subject": details.get("subject"), "not_after": details["not_after"],
+                          "host" if ":" in str(source) else "file": source})
     rows = []
     for c in certs:
         not_after = _utc(c.get("not_after")) if c.get("not_after") else None
@@ -231,13 +242,13 @@ def render_monthly_markdown(report: dict[str, Any], *, images: dict[str, str] | 
                   + ("\n\n_… more rows in the JSON result_" if len(c["evidence"]) > 40 else ""), ""]
     perf = r["performance"]
     lines += ["## Performance review", "", "### Availability per endpoint vs SLO", "",
-              md_table(perf["availability"], empty="_No probe data._"), ""]
+              md_table(perf["availability"], empty="_no data: no endpoint probed this month._"), ""]
     if "availability" in images:
         lines += [f"![availability]({images['availability']})", ""]
-    lines += ["### Latency p95 (weekly)", "", md_table(perf["latency_p95"], empty="_No latency data._"), ""]
+    lines += ["### Latency p95 (weekly)", "", md_table(perf["latency_p95"], empty="_no data: no latency probed._"), ""]
     if "latency" in images:
         lines += [f"![latency p95]({images['latency']})", ""]
-    lines += ["### Check durations", "", md_table(perf["check_durations"], empty="_No check results._"), "",
+    lines += ["### Check durations", "", md_table(perf["check_durations"], empty="_no data: no check results this month._"), "",
               "### Month over month", "", md_table(perf["month_over_month"]), ""]
     if "mom" in images:
         lines += [f"![month over month]({images['mom']})", ""]
@@ -247,10 +258,10 @@ def render_monthly_markdown(report: dict[str, Any], *, images: dict[str, str] | 
         lines += [md_table(sec["vulnerabilities"]["by_severity"], empty="_No open findings in the latest scan._"), "",
                   "Over SLA:", "", md_table(sec["vulnerabilities"]["over_sla"]), ""]
     else:
-        lines += ["_No vulnerability scan results in the store._", ""]
+        lines += ["_no data: no vulnerability scan result in the store._", ""]
     lines += ["### Credentials (metadata from checks.yaml)", "", md_table(sec["credentials"]), "",
-              "### Certificate inventory (latest TLS check)", "",
-              md_table(sec["certificates"], empty="_No certificates in the latest TLS check._"), "",
+              "### Certificate inventory (latest TLS checks)", "",
+              md_table(sec["certificates"], empty="_no data: no certificate checked (configure security.tls_certs)._"), "",
               "### Security incidents", "", md_table(sec["incidents"]), ""]
     lines += render_access_markdown(sec.get("access")) + render_patches_markdown(sec.get("patches"))
     lines += ["## Governance participation", "",

@@ -163,7 +163,9 @@ def integrations_health(results: pd.DataFrame | None, checks: tuple[str, ...] = 
     """Per integration check: runs, pass rate and last status/message over the window."""
     if results is None or results.empty:
         return []
-    df = results[results["check_id"].isin(checks)].sort_values("created_at")
+    # the live checks add a target to the id (protocol.onchain_activity.vault.summary): match by prefix
+    wanted = results["check_id"].map(lambda c: any(c == x or str(c).startswith(x + ".") for x in checks))
+    df = results[wanted].sort_values("created_at")
     rows = []
     for check_id, g in df.groupby("check_id"):
         last = g.iloc[-1]
@@ -183,7 +185,7 @@ def protocol_assessment(metrics: pd.DataFrame | None, *, start: datetime, end: d
       value in force, forward-filled): mean fees and hits per day under each parameter value in the window;
     - `gas_per_call{function=...}`: mean gas per call this week and its trend (% per week over the window).
     """
-    out: dict[str, Any] = {"parameters": [], "gas": []}
+    out: dict[str, Any] = {"parameters": [], "gas": [], "errors": []}
     if metrics is None or metrics.empty:
         return out
     s, e = _utc(start), _utc(end)
@@ -197,7 +199,7 @@ def protocol_assessment(metrics: pd.DataFrame | None, *, start: datetime, end: d
         daily = pd.DataFrame(index=days)
         for label, frame in (("fees_usd", fees), ("limit_hits", hits)):
             if not frame.empty:
-                daily[label] = frame.set_index("ts")["value"].resample("1D").sum().reindex(days, fill_value=0)
+                daily[label] = _per_day(frame).reindex(days, fill_value=0)
         params = params.assign(param=params["labels"].map(lambda d: (d or {}).get("param", "?")))
         for pname, g in params.groupby("param"):
             in_force = g.set_index("ts")["value"].sort_index()
@@ -216,7 +218,7 @@ def protocol_assessment(metrics: pd.DataFrame | None, *, start: datetime, end: d
                 out["parameters"].append(row)
     gas = _series(m, "gas_per_call")
     if not gas.empty:
-        gas = gas.assign(function=gas["labels"].map(lambda d: (d or {}).get("function", "?")))
+        gas = gas.assign(function=gas["labels"].map(_function_label))
         for fn, g in gas.groupby("function"):
             daily = g.set_index("ts")["value"].resample("1D").mean().dropna()
             week = g[(g["ts"] >= s) & (g["ts"] < e)]["value"]
@@ -225,7 +227,48 @@ def protocol_assessment(metrics: pd.DataFrame | None, *, start: datetime, end: d
             trend = (fit.slope_per_day * 7 / mean * 100) if fit and mean else None
             out["gas"].append({"function": fn, "mean_gas": None if np.isnan(mean) else round(mean),
                                "trend_pct_per_week": None if trend is None else round(trend, 2)})
+    out["errors"] = errors_by_function(m, start=s, end=e)
     return out
+
+
+def _function_label(labels: dict | None) -> str:
+    """`contract.function` (or the bare function of a series without a contract label)."""
+    labels = labels or {}
+    fn = labels.get("function", "?")
+    return f"{labels['contract']}.{fn}" if labels.get("contract") else fn
+
+
+def _per_day(frame: pd.DataFrame) -> pd.Series:
+    """Daily totals of a series whose points are each a trailing-day total (the daily checks record the last 24 h,
+    and may run several times a day): the mean of a day's points is that day's total."""
+    return frame.set_index("ts")["value"].resample("1D").mean().dropna()
+
+
+def errors_by_function(m: pd.DataFrame, *, start: pd.Timestamp, end: pd.Timestamp) -> list[dict[str, Any]]:
+    """Per contract function over [start, end): calls, reverts, error rate and the most frequent decoded revert
+    reasons (`protocol.function_calls`, `protocol.function_reverts`, `protocol.reverts_by_reason`)."""
+    week = m[(m["ts"] >= start) & (m["ts"] < end)]
+    totals: dict[str, dict[str, Any]] = {}
+    for name, key in (("protocol.function_calls", "calls"), ("protocol.function_reverts", "reverts")):
+        series = _series(week, name)
+        if series.empty:
+            continue
+        series = series.assign(fn=series["labels"].map(_function_label))
+        for fn, g in series.groupby("fn"):
+            totals.setdefault(fn, {"function": fn, "calls": 0, "reverts": 0})[key] = int(round(_per_day(g).sum()))
+    reasons = _series(week, "protocol.reverts_by_reason")
+    by_reason: dict[str, dict[str, int]] = {}
+    if not reasons.empty:
+        reasons = reasons.assign(fn=reasons["labels"].map(_function_label),
+                                 reason=reasons["labels"].map(lambda d: (d or {}).get("reason", "?")))
+        for (fn, reason), g in reasons.groupby(["fn", "reason"]):
+            by_reason.setdefault(fn, {})[reason] = int(round(_per_day(g).sum()))
+    rows = []
+    for fn, row in sorted(totals.items()):
+        top = sorted(by_reason.get(fn, {}).items(), key=lambda kv: -kv[1])[:3]
+        rows.append({**row, "error_rate_pct": round(100.0 * row["reverts"] / row["calls"], 2) if row["calls"] else None,
+                     "revert_reasons": ", ".join(f"{r} ×{n}" for r, n in top if n) or "—"})
+    return rows
 
 
 # ---------------------------------------------------------------------------- markdown
@@ -238,7 +281,7 @@ def fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def md_table(rows: list[dict[str, Any]], columns: list[str] | None = None, empty: str = "_none_") -> str:
+def md_table(rows: list[dict[str, Any]], columns: list[str] | None = None, empty: str = "_no data_") -> str:
     if not rows:
         return empty
     columns = columns or list(rows[0])
@@ -270,12 +313,16 @@ def render_weekly_markdown(report: dict[str, Any], *, images: dict[str, str] | N
                  "days to limit": fmt(p["days_central"], 0), "earliest": p["date_earliest"] or "—",
                  "plot": f"![{p['series']}]({images[p['series']]})" if p["series"] in images else ""}
                 for p in r["capacity"]["plans"]]
-    lines += [md_table(cap_rows, empty="_No metrics stored for capacity planning._"), ""]
+    lines += [md_table(cap_rows, empty="_no data: no capacity series recorded._"), ""]
+    if cap_rows and r["capacity"].get("missing"):
+        lines += [f"_no data for: {', '.join(r['capacity']['missing'])}._", ""]
     proto = r["protocol"]
     lines += ["## Protocol assessment", "", "### Parameters in force vs outcomes", "",
-              md_table(proto["parameters"], empty="_No parameter/fee metrics stored._"), "",
-              "### Gas per function", "", md_table(proto["gas"], empty="_No gas metrics stored._"), "",
-              "### Integrations' health", "", md_table(r["integrations"], empty="_No integration checks ran._"), ""]
+              md_table(proto["parameters"], empty="_no data: no parameter and fee metrics recorded._"), "",
+              "### Gas per function", "", md_table(proto["gas"], empty="_no data: no gas per call recorded._"), "",
+              "### Errors and reverts by function", "",
+              md_table(proto.get("errors") or [], empty="_no data: no calls by function recorded._"), "",
+              "### Integrations' health", "", md_table(r["integrations"], empty="_no data: no integration check ran this week._"), ""]
     inc = r["incidents"]
     lines += ["## Operations review", "", "### Incidents", "",
               f"{inc['count']} incident(s) ({inc['drills']} drill(s) excluded); "
@@ -284,9 +331,9 @@ def render_weekly_markdown(report: dict[str, Any], *, images: dict[str, str] | N
               md_table([{"type": t, "count": n} for t, n in inc["by_type"].items()], empty=""), "",
               md_table(inc["per_severity"], empty=""), "",
               "### Check pass rate by area", "",
-              md_table(r["areas"], empty="_No check results stored this week._"), "",
+              md_table(r["areas"], empty="_no data: no check results stored this week._"), "",
               "### Failed or late flow runs", "",
-              md_table(r["flow_runs"], empty="_None (or the Prefect API had no runs)._"), "",
+              md_table(r["flow_runs"], empty="_no data: no failed or late run (or the Prefect API had no runs)._"), "",
               "### Approvals", "", "Pending:", "", md_table(r["approvals"]["pending"]), "",
               "Expired this week:", "", md_table(r["approvals"]["expired"]), "",
               "### Open action items from post-incident reports", "",
