@@ -63,10 +63,23 @@ def _send_email(settings: Any, to: list[str], subject: str, text: str) -> None:
         smtp.send_message(message)
 
 
+def _record(rows: list[dict[str, Any]], *, key: str, kind: str, digest: str) -> None:
+    """One row per recipient: who was told, when, through which channel (statement_notifications)."""
+    from vvops.store.notification_models import StatementNotification
+
+    with session_scope(store_engine()) as session:
+        session.add_all(StatementNotification(incident_key=key, statement_kind=kind, statement_sha256=digest, **row)
+                        for row in rows)
+
+
 @task(name="publish-statement")
 def publish_statement(*, environment: str, facts: PublicFacts, kind: str, text: str, approved_by: list[str],
                       requested_by: str) -> dict[str, Any]:
-    """Publish an approved statement: status page, webhooks, partner email, X draft. Returns what went where."""
+    """Publish an approved statement: status page, webhooks, partner email, X draft. Returns what went where.
+    Each partner address gets its own message (partners and exchanges never see each other's addresses), and
+    every recipient, webhook and skipped channel is recorded with the time it was told."""
+    from datetime import datetime, timezone
+
     logger = get_run_logger()
     cfg = ops_config(environment)
     comms = cfg.communications
@@ -77,26 +90,39 @@ def publish_statement(*, environment: str, facts: PublicFacts, kind: str, text: 
                  data={"approved_by": approved_by, "status": status, "statement_kind": kind, "sha256": digest})
     publish_status_page.fn(environment)
     delivered: dict[str, Any] = {"status_page": True, "webhooks": {}, "email": [], "x_draft": None}
+    rows: list[dict[str, Any]] = []
+
+    def told(channel: str, contact: str, contact_kind: str, recipient: str, outcome: str, detail: str | None):
+        rows.append({"channel": channel, "contact": contact, "contact_kind": contact_kind, "recipient": recipient,
+                     "status": outcome, "detail": detail, "notified_at": datetime.now(timezone.utc)})
+
     for hook in comms.webhooks:
         try:
             url = _env_value(hook.url_env)
         except EnvVarError:  # an unset variable: the channel is off, and the run says so
             delivered["webhooks"][hook.name] = f"skipped: ${hook.url_env} is not set"
+            told("webhook", hook.name, hook.kind, hook.name, "skipped", f"${hook.url_env} is not set")
             continue
         try:
             response = httpx.post(url, json=webhook_payload(hook.kind, text, chat_id=hook.chat_id), timeout=10)
             delivered["webhooks"][hook.name] = f"HTTP {response.status_code}"
+            told("webhook", hook.name, hook.kind, hook.name, "sent" if response.is_success else "failed",
+                 f"HTTP {response.status_code}")
         except httpx.HTTPError as exc:
             delivered["webhooks"][hook.name] = f"failed: {type(exc).__name__}"
-    to = recipients(comms.contacts, severity=facts.severity, incident_type=facts.incident_type)
-    if to:
-        subject = f"[{facts.severity}] {facts.key}: {kind.replace('_', ' ')} statement"
+            told("webhook", hook.name, hook.kind, hook.name, "failed", type(exc).__name__)
+    kinds = {c.name: c.kind for c in comms.contacts}
+    subject = f"[{facts.severity}] {facts.key}: {kind.replace('_', ' ')} statement"
+    for name, address in recipients(comms.contacts, severity=facts.severity, incident_type=facts.incident_type):
         try:
-            _send_email(comms.email, [address for _, address in to], subject, text)
-            delivered["email"] = [f"{name}: {address}" for name, address in to]
+            _send_email(comms.email, [address], subject, text)
+            delivered["email"].append(f"{name}: {address}")
+            told("email", name, kinds[name], address, "sent", None)
         except (OSError, smtplib.SMTPException) as exc:
-            delivered["email"] = [f"failed: {type(exc).__name__}: {exc}"]
-            logger.error("partner email for %s failed: %s", facts.key, exc)
+            delivered["email"].append(f"failed: {name}: {address}: {type(exc).__name__}")
+            told("email", name, kinds[name], address, "failed", f"{type(exc).__name__}: {exc}"[:500])
+            logger.error("partner email for %s to %s failed: %s", facts.key, address, exc)
+    _record(rows, key=facts.key, kind=kind, digest=digest)
     if comms.x_draft:
         delivered["x_draft"] = x_post(text, link=cfg.status_page.public_url)
     audit.fn(actor=requested_by, action="statement.published", subject=facts.key,

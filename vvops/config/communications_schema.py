@@ -18,7 +18,7 @@ EnvName = Annotated[str, Field(pattern=ENV_NAME.pattern)]
 EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 
 DEFAULT_TEMPLATES = {
-    "initial": "We are investigating {impact} affecting {components}. User funds safety is our first priority. "
+    "initial": "We are investigating a {impact} affecting {components}. User funds safety is our first priority. "
                "Next update within {next_update_minutes} minutes.",
     "update": "Update on the {impact} affecting {components}: {details} Next update within {next_update_minutes} minutes.",
     "resolution": "The {impact} affecting {components} has been resolved. {details}",
