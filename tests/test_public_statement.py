@@ -77,7 +77,8 @@ def test_a_security_statement_is_edited_approved_by_support_and_security_then_pu
     assert result["published"] is True and result["approved_by"] == ["sofia", "oscar"]
     assert hooks == [{"content": edited, "allowed_mentions": {"parse": []}}]
     assert sorted(rcpt for mail in mails for rcpt in mail.rcpt_tos) == [
-        "listings-ops@exchange.example", "oncall@partner-a.example", "oncall@partner-b.example"]
+        "incidents@regulator.example", "listings-ops@exchange.example", "oncall@partner-a.example",
+        "oncall@partner-b.example"]
     message = email.message_from_bytes(mails[0].content, policy=email.policy.default)
     assert message.get_content().strip() == edited
     assert result["x_draft"] == edited and "0xdead" not in json.dumps(result)
@@ -90,7 +91,8 @@ def test_a_security_statement_is_edited_approved_by_support_and_security_then_pu
     assert statement.message == edited and statement.data["approved_by"] == ["sofia", "oscar"]
     assert published["delivered"]["webhooks"] == {"community-discord": "HTTP 204"}
     # one message per address (partners never see each other's addresses), and who was told when is on record
-    assert sorted(tuple(mail.rcpt_tos) for mail in mails) == [("listings-ops@exchange.example",),
+    assert sorted(tuple(mail.rcpt_tos) for mail in mails) == [("incidents@regulator.example",),
+                                                              ("listings-ops@exchange.example",),
                                                               ("oncall@partner-a.example",),
                                                               ("oncall@partner-b.example",)]
     with ops_store_engine.connect() as conn:
@@ -99,6 +101,7 @@ def test_a_security_statement_is_edited_approved_by_support_and_security_then_pu
         ("email", "exchange", "listings-ops@exchange.example", "sent"),
         ("email", "partner", "oncall@partner-a.example", "sent"),
         ("email", "partner", "oncall@partner-b.example", "sent"),
+        ("email", "regulator", "incidents@regulator.example", "sent"),
         ("webhook", "discord", "community-discord", "sent")]
     assert {t.statement_sha256 for t in told} == {published["sha256"]} and all(t.notified_at for t in told)
 
@@ -133,3 +136,46 @@ def test_a_rejected_statement_is_never_published(ops_flows, ops_store_engine, qu
     assert refused["policy"] == "public_statement" and statements == []
     with ops_store_engine.connect() as conn:
         assert conn.execute(select(StatementNotification.id).where(StatementNotification.incident_key == key)).all() == []
+
+
+def test_announcements_go_to_the_kinds_chosen_that_subscribe_to_the_topic():
+    from vvops.communications.statements import announcement_recipients
+
+    contacts = (Contact(name="Exchanges", kind="exchange", emails=("a@x.example",), topics=("maintenance",)),
+                Contact(name="Partners", kind="partner", emails=("b@y.example", "a@x.example"),
+                        topics=("maintenance", "api_change")),
+                Contact(name="Regulator", kind="regulator", emails=("r@z.example",)))
+    assert announcement_recipients(contacts, topic="api_change", kinds=("partner", "exchange")) == [
+        ("Partners", "b@y.example"), ("Partners", "a@x.example")]
+    assert announcement_recipients(contacts, topic="maintenance", kinds=("exchange", "partner")) == [
+        ("Exchanges", "a@x.example"), ("Partners", "b@y.example")]
+    assert announcement_recipients(contacts, topic="maintenance", kinds=("regulator",)) == []
+
+
+@pytest.mark.timeout(600)
+def test_an_api_change_announcement_is_approved_by_support_then_sent_to_subscribed_partners_only(
+        ops_flows, ops_store_engine, flow_in_thread, statement_channels):
+    from flows.announcement import announcement
+
+    hooks, mails = statement_channels
+    body = "The v1 /positions endpoint is deprecated on 2027-01-31; use /v2/positions (same fields, paginated)."
+    started = time.time()
+    thread = flow_in_thread(announcement, topic="api_change", title="API deprecation: /positions v1", body=body,
+                            requested_by="kwame", environment="devnet", approval_poll_interval=0.3)
+    run_id = paused_run_of("announcement", started)
+    thread.wait_paused(run_id)
+    assert not hooks and not mails  # nothing goes out before support approves
+    _answer(run_id, decision="approve", approver="sofia", reason="dates checked")
+    result = thread.join(timeout=120)
+
+    assert result["published"] is True and result["approved_by"] == ["sofia"]
+    assert sorted(r for m in mails for r in m.rcpt_tos) == ["oncall@partner-a.example", "oncall@partner-b.example"]
+    message = email.message_from_bytes(mails[0].content, policy=email.policy.default)
+    assert message["Subject"] == "API deprecation: /positions v1" and message.get_content().strip() == body
+    assert hooks == [{"content": body, "allowed_mentions": {"parse": []}}]
+    with ops_store_engine.connect() as conn:
+        told = conn.execute(select(StatementNotification.incident_key, StatementNotification.recipient,
+                                   StatementNotification.status)
+                            .where(StatementNotification.statement_kind == "announcement:api_change")).all()
+    assert sorted(told) == [(None, "community-discord", "sent"), (None, "oncall@partner-a.example", "sent"),
+                            (None, "oncall@partner-b.example", "sent")]

@@ -62,6 +62,18 @@ def recipients(contacts: Any, *, severity: str, incident_type: str) -> list[tupl
     return out
 
 
+def announcement_recipients(contacts: Any, *, topic: str, kinds: Any) -> list[tuple[str, str]]:
+    """(contact list name, address) for every list of one of `kinds` that subscribes to `topic`; each address once."""
+    seen, out = set(), []
+    for contact in contacts:
+        if contact.kind in kinds and topic in contact.topics:
+            for address in contact.emails:
+                if address not in seen:
+                    seen.add(address)
+                    out.append((contact.name, address))
+    return out
+
+
 def webhook_payload(kind: str, text: str, *, chat_id: str | None = None) -> dict[str, Any]:
     if kind == "discord":
         return {"content": text[:2000], "allowed_mentions": {"parse": []}}

@@ -28,8 +28,9 @@ class StatementNotification(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    incident_key: Mapped[str] = mapped_column(String(32), ForeignKey("incidents.key", ondelete="CASCADE"))
-    statement_kind: Mapped[str] = mapped_column(String(16))
+    incident_key: Mapped[str | None] = mapped_column(String(32), ForeignKey("incidents.key", ondelete="CASCADE"))
+    """None for an announcement outside incidents."""
+    statement_kind: Mapped[str] = mapped_column(String(40))  # initial|update|resolution|post_incident|announcement:<topic>
     statement_sha256: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))         # email | webhook
     contact: Mapped[str] = mapped_column(String(200))        # the contact list's or webhook's name from config

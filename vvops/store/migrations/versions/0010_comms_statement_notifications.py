@@ -1,4 +1,5 @@
-"""Who was told about an incident and when: one row per recipient of each published public statement.
+"""Who was told about an incident and when: one row per recipient of each published public statement
+or announcement.
 
 Revision ID: 0010
 Revises: 0009
@@ -24,8 +25,8 @@ def upgrade() -> None:
     op.create_table(
         "statement_notifications",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-        sa.Column("incident_key", sa.String(32), nullable=False),
-        sa.Column("statement_kind", sa.String(16), nullable=False),
+        sa.Column("incident_key", sa.String(32), nullable=True),
+        sa.Column("statement_kind", sa.String(40), nullable=False),
         sa.Column("statement_sha256", sa.String(64), nullable=False),
         sa.Column("channel", sa.String(16), nullable=False),
         sa.Column("contact", sa.String(200), nullable=False),
