@@ -3,12 +3,14 @@ incident-response (as the automation does); the incident is on the public status
 within a minute; an initial statement is drafted, approved by support AND security operations (a security
 incident), published to the webhook stand-in and the partners' inboxes (a real SMTP server) and recorded per
 recipient; a public update is due on the promised cadence and is published; the resolution and the post-incident
-summary follow. Screenshots of each stage go to docs/img/status-page-*.png."""
+summary follow. Screenshots of each stage go to the test's temp dir, or to docs/img/status-page-*.png with
+VVOPS_UPDATE_SCREENSHOTS=1 (`VVOPS_UPDATE_SCREENSHOTS=1 ./vv test tests/test_crisis_communication.py`)."""
 
 from __future__ import annotations
 
 import functools
 import http.server
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +27,7 @@ from vvops.store.models import Incident, IncidentEvent, ProcessedBlock, Statemen
 from vvops.watcher import PrefectEventSink
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = REPO_ROOT / "docs" / "img"
+DOC_SHOTS = REPO_ROOT / "docs" / "img"
 PARTNERS = ["incidents@regulator.example", "listings-ops@exchange.example", "oncall@partner-a.example",
             "oncall@partner-b.example"]   # config/communications.yaml's lists for a P0 security incident
 
@@ -33,15 +35,15 @@ pytestmark = [pytest.mark.devnet, pytest.mark.prefect, pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install -y chromium")]
 
 
-def _screenshot(page, name: str) -> None:
+def _screenshot(page, folder: Path, name: str) -> None:
     """A small PNG of the page's top (the overall state, components and the incident card), in 64 colours."""
     from io import BytesIO
 
     from PIL import Image
 
     png = page.screenshot(clip={"x": 0, "y": 0, "width": 900, "height": 1100})
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    Image.open(BytesIO(png)).convert("RGB").quantize(colors=64).save(SHOTS / f"status-page-{name}.png", optimize=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.open(BytesIO(png)).convert("RGB").quantize(colors=64).save(folder / f"status-page-{name}.png", optimize=True)
 
 
 def _statement(flow_in_thread, *, key: str, kind: str, details: str = "") -> dict:
@@ -82,7 +84,7 @@ def _serve(site: Path) -> http.server.ThreadingHTTPServer:
 
 @pytest.mark.timeout(900)
 def test_a_drain_reaches_the_status_page_partners_and_webhook_with_approved_statements_to_the_summary(
-        ops_flows, quiet_store, devnet, fresh_devnet_state, flow_in_thread, statement_channels):
+        ops_flows, quiet_store, devnet, fresh_devnet_state, flow_in_thread, statement_channels, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     from flows.incident_response import incident_reminder_sweep, incident_response
@@ -92,6 +94,7 @@ def test_a_drain_reaches_the_status_page_partners_and_webhook_with_approved_stat
 
     engine = quiet_store
     hooks, mails = statement_channels
+    shots = DOC_SHOTS if os.environ.get("VVOPS_UPDATE_SCREENSHOTS") == "1" else tmp_path
     with engine.connect() as conn:
         before = conn.scalar(select(func.max(Incident.id))) or 0
     events: list[dict] = []
@@ -147,7 +150,7 @@ def test_a_drain_reaches_the_status_page_partners_and_webhook_with_approved_stat
                 expect(page.locator('[data-component="Vault contracts"]')).to_have_attribute("data-state",
                                                                                              "major_outage")
                 assert "0x" not in card.inner_text()   # the watcher's internal summary never reaches the page
-                _screenshot(page, "1-opened")
+                _screenshot(page, shots, "1-opened")
 
                 # 3. the initial statement, approved by support and security, on every channel
                 initial = _statement(flow_in_thread, key=key, kind="initial")
@@ -155,7 +158,7 @@ def test_a_drain_reaches_the_status_page_partners_and_webhook_with_approved_stat
                 assert sorted(r for m in mails for r in m.rcpt_tos) == PARTNERS
                 page.reload()
                 expect(card).to_contain_text(initial["text"])
-                _screenshot(page, "2-initial-statement")
+                _screenshot(page, shots, "2-initial-statement")
 
                 # 4. the promised cadence: a public update is due 30 min (P0) after the initial statement
                 with engine.connect() as conn:
@@ -173,7 +176,7 @@ def test_a_drain_reaches_the_status_page_partners_and_webhook_with_approved_stat
                                     details="Deposits and withdrawals are paused; user funds are safe.")
                 page.reload()
                 expect(card).to_contain_text("Deposits and withdrawals are paused; user funds are safe.")
-                _screenshot(page, "3-update")
+                _screenshot(page, shots, "3-update")
 
                 # 5. resolution: the commander resolves the incident, then the public resolution statement
                 assert resolve_form
@@ -189,7 +192,7 @@ def test_a_drain_reaches_the_status_page_partners_and_webhook_with_approved_stat
                 expect(card).to_contain_text(resolution["text"])
                 expect(page.locator('[data-component="Vault contracts"]')).not_to_have_attribute(
                     "data-state", "major_outage")
-                _screenshot(page, "4-resolved")
+                _screenshot(page, shots, "4-resolved")
 
                 # 6. the post-incident summary
                 summary = _statement(flow_in_thread, key=key, kind="post_incident",
@@ -197,7 +200,7 @@ def test_a_drain_reaches_the_status_page_partners_and_webhook_with_approved_stat
                                              "the limit is lowered and reviewed monthly.")
                 page.reload()
                 expect(card).to_contain_text("Post-incident summary")
-                _screenshot(page, "5-post-incident")
+                _screenshot(page, shots, "5-post-incident")
             finally:
                 browser.close()
     finally:
