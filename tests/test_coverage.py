@@ -127,10 +127,12 @@ def test_every_referenced_module_attribute_exists():
 def test_every_referenced_function_is_reached_from_a_flow_or_a_supervised_service():
     """Importable is not enough: each function or class the registry names is on the static call graph from the
     `@flow`s (and the services `vvops up` supervises), so an entry cannot claim an item with code nothing runs."""
-    from vvops.coverage.callgraph import unreached_refs
+    from vvops.coverage.callgraph import SERVICE_ROOTS, CallGraph, unreached_refs
 
+    graph = CallGraph()
+    assert all(graph.resolve(*root.split(":", 1)) == root for root in SERVICE_ROOTS), "a service root was renamed"
     refs = [r for e in REGISTRY for r in e.implemented_by]
-    bad = unreached_refs(refs)
+    bad = unreached_refs(refs, graph)
     assert not bad, "registry references no flow reaches (call them from a flow, or downgrade the entry):\n" + \
         "\n".join(bad)
 
