@@ -104,6 +104,21 @@ def test_a_security_statement_is_edited_approved_by_support_and_security_then_pu
         ("email", "regulator", "incidents@regulator.example", "sent"),
         ("webhook", "discord", "community-discord", "sent")]
     assert {t.statement_sha256 for t in told} == {published["sha256"]} and all(t.notified_at for t in told)
+    # `vvops notified --incident KEY`; no capsys here: Prefect's console handler, set up during this test's first
+    # flow run, would keep capsys's stream and fail on every later log line once the test ends
+    import argparse
+    import contextlib
+    import io
+
+    from vvops.communications.cli import cmd_notified
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cmd_notified(argparse.Namespace(incident=key, announcements=False, json=False)) == 0
+    listed = out.getvalue().splitlines()
+    assert len(listed) == 5 and all(line.endswith(f"sha256 {published['sha256'][:12]}") for line in listed)
+    assert any("email" in line and "regulator" in line and "incidents@regulator.example" in line and " sent " in line
+               for line in listed)
 
 
 @pytest.mark.timeout(600)

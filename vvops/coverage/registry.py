@@ -731,8 +731,10 @@ REGISTRY: list[Entry] = _with_gaps([
              check="Specs of upcoming changes sent to partners (announcement, topic specification)"),
            owner="support"),
     *group(_p(CP, "External Communication", "Community Engagement"),
-           M("Transparency reporting", "Monthly transparency report published (from the monthly review)",
-             on="monthly", owner="ops_lead", refs=[MONTHLY]),
+           S("Transparency reporting", "vvops.status_page:build_status_page", STATEMENT, MONTHLY, on="monthly",
+             owner="ops_lead", check="Monthly transparency report published (from the monthly review; the status "
+                                     "page publishes 90-day uptime per component and every incident with its "
+                                     "approved post-incident summary)"),
            M("Technical discussion participation", "Ops answered technical community discussions", on="weekly",
              owner="protocol_specialist"),
            M("Educational content creation", "Educational content written", on="monthly"),
