@@ -83,6 +83,12 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         tags=("procedure", "communication"),
     ),
     DeploymentSpec(
+        "announcement", "flows/announcement.py:announcement",
+        "External Communication: approve and send an announcement (maintenance, upgrade, API change, ...) to the "
+        "partner, exchange and community lists that subscribe to its topic.",
+        tags=("procedure", "communication"),
+    ),
+    DeploymentSpec(
         "dr-drill", "flows/dr_drill.py:dr_drill",
         "Disaster Recovery / Recovery Testing: back up, restore, validate, measure RTO and RPO.",
         tags=("procedure", "resilience"),

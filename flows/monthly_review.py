@@ -31,12 +31,14 @@ from tasks.reviews import (
     load_drills,
     load_incidents,
     load_metrics,
+    playbook_coverage,
     read_access_state,
     read_patch_state,
     verify_audit,
 )
 from tasks.runtime import ops_config
 from vvops import paths
+from vvops.coverage.matrix import render_coverage_section
 from vvops.reviews import plots
 from vvops.reviews.access import access_section
 from vvops.reviews.compliance import evaluate_controls
@@ -194,6 +196,7 @@ def monthly_review(environment: str = "devnet", as_of: datetime | None = None, n
         },
         "governance": governance_changes(requests, decisions, actions, start=start, end=end),
         "process_improvement": process_improvement(trend_incidents, action_items, start=start, end=end),
+        "playbook_coverage": playbook_coverage(out_dir=out_dir),
     }
 
     images: dict[str, str] = {}
@@ -209,7 +212,8 @@ def monthly_review(environment: str = "devnet", as_of: datetime | None = None, n
         images["mom"] = plots.bar_plot([r["measure"] for r in mom], [r["change_pct"] or 0 for r in mom],
                                        out_dir / "month-over-month.png", title="Change vs previous month (%)").name
     checklist = checklist_markdown(cadence="monthly", since=start)
-    improvement = render_process_improvement(report["process_improvement"])
+    improvement = render_process_improvement(report["process_improvement"]) + "\n" + \
+        render_coverage_section(report["playbook_coverage"])
     markdown = render_monthly_markdown(report, images=images) + "\n" + improvement + "\n" + checklist
     (out_dir / "monthly-review.md").write_text(markdown, encoding="utf-8")
     html_path = out_dir / "monthly-review.html"

@@ -15,7 +15,8 @@ from tasks.incidents import add_event
 from tasks.runtime import ops_config, store_engine
 from tasks.status_page import publish_status_page
 from tasks.store import audit
-from vvops.communications.statements import PublicFacts, recipients, statement_digest, webhook_payload, x_post
+from vvops.communications.statements import (PublicFacts, announcement_recipients, recipients, statement_digest,
+                                             webhook_payload, x_post)
 from vvops.config import EnvVarError, resolve_secret
 from vvops.status_page.evidence import read_evidence
 from vvops.status_page.model import page_snapshot
@@ -63,11 +64,61 @@ def _send_email(settings: Any, to: list[str], subject: str, text: str) -> None:
         smtp.send_message(message)
 
 
+def _record(rows: list[dict[str, Any]], *, key: str | None, kind: str, digest: str) -> None:
+    """One row per recipient: who was told, when, through which channel (statement_notifications)."""
+    from vvops.store.notification_models import StatementNotification
+
+    with session_scope(store_engine()) as session:
+        session.add_all(StatementNotification(incident_key=key, statement_kind=kind, statement_sha256=digest, **row)
+                        for row in rows)
+
+
+def _deliver(comms: Any, *, text: str, subject: str, to: list[tuple[str, str]], webhooks: bool = True
+             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Send an approved text to the webhooks and to each address on its own (partners and exchanges never see
+    each other's addresses). Returns what went where and one row per recipient, webhook or skipped channel."""
+    from datetime import datetime, timezone
+
+    delivered: dict[str, Any] = {"webhooks": {}, "email": []}
+    rows: list[dict[str, Any]] = []
+
+    def told(channel: str, contact: str, contact_kind: str, recipient: str, outcome: str, detail: str | None):
+        rows.append({"channel": channel, "contact": contact, "contact_kind": contact_kind, "recipient": recipient,
+                     "status": outcome, "detail": detail, "notified_at": datetime.now(timezone.utc)})
+
+    for hook in comms.webhooks if webhooks else ():
+        try:
+            url = _env_value(hook.url_env)
+        except EnvVarError:  # an unset variable: the channel is off, and the run says so
+            delivered["webhooks"][hook.name] = f"skipped: ${hook.url_env} is not set"
+            told("webhook", hook.name, hook.kind, hook.name, "skipped", f"${hook.url_env} is not set")
+            continue
+        try:
+            response = httpx.post(url, json=webhook_payload(hook.kind, text, chat_id=hook.chat_id), timeout=10)
+            delivered["webhooks"][hook.name] = f"HTTP {response.status_code}"
+            told("webhook", hook.name, hook.kind, hook.name, "sent" if response.is_success else "failed",
+                 f"HTTP {response.status_code}")
+        except httpx.HTTPError as exc:
+            delivered["webhooks"][hook.name] = f"failed: {type(exc).__name__}"
+            told("webhook", hook.name, hook.kind, hook.name, "failed", type(exc).__name__)
+    kinds = {c.name: c.kind for c in comms.contacts}
+    for name, address in to:
+        try:
+            _send_email(comms.email, [address], subject, text)
+            delivered["email"].append(f"{name}: {address}")
+            told("email", name, kinds[name], address, "sent", None)
+        except (OSError, smtplib.SMTPException) as exc:
+            delivered["email"].append(f"failed: {name}: {address}: {type(exc).__name__}")
+            told("email", name, kinds[name], address, "failed", f"{type(exc).__name__}: {exc}"[:500])
+            get_run_logger().error("email to %s (%s) failed: %s", address, name, exc)
+    return delivered, rows
+
+
 @task(name="publish-statement")
 def publish_statement(*, environment: str, facts: PublicFacts, kind: str, text: str, approved_by: list[str],
                       requested_by: str) -> dict[str, Any]:
-    """Publish an approved statement: status page, webhooks, partner email, X draft. Returns what went where."""
-    logger = get_run_logger()
+    """Publish an approved statement: status page, webhooks, partner email, X draft. Returns what went where;
+    every recipient, webhook and skipped channel is recorded with the time it was told."""
     cfg = ops_config(environment)
     comms = cfg.communications
     digest = statement_digest(text)
@@ -76,29 +127,28 @@ def publish_statement(*, environment: str, facts: PublicFacts, kind: str, text: 
     add_event.fn(key=facts.key, kind="public_statement", actor=requested_by, message=text,
                  data={"approved_by": approved_by, "status": status, "statement_kind": kind, "sha256": digest})
     publish_status_page.fn(environment)
-    delivered: dict[str, Any] = {"status_page": True, "webhooks": {}, "email": [], "x_draft": None}
-    for hook in comms.webhooks:
-        try:
-            url = _env_value(hook.url_env)
-        except EnvVarError:  # an unset variable: the channel is off, and the run says so
-            delivered["webhooks"][hook.name] = f"skipped: ${hook.url_env} is not set"
-            continue
-        try:
-            response = httpx.post(url, json=webhook_payload(hook.kind, text, chat_id=hook.chat_id), timeout=10)
-            delivered["webhooks"][hook.name] = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            delivered["webhooks"][hook.name] = f"failed: {type(exc).__name__}"
     to = recipients(comms.contacts, severity=facts.severity, incident_type=facts.incident_type)
-    if to:
-        subject = f"[{facts.severity}] {facts.key}: {kind.replace('_', ' ')} statement"
-        try:
-            _send_email(comms.email, [address for _, address in to], subject, text)
-            delivered["email"] = [f"{name}: {address}" for name, address in to]
-        except (OSError, smtplib.SMTPException) as exc:
-            delivered["email"] = [f"failed: {type(exc).__name__}: {exc}"]
-            logger.error("partner email for %s failed: %s", facts.key, exc)
+    sent, rows = _deliver(comms, text=text, to=to,
+                          subject=f"[{facts.severity}] {facts.key}: {kind.replace('_', ' ')} statement")
+    _record(rows, key=facts.key, kind=kind, digest=digest)
+    delivered: dict[str, Any] = {"status_page": True, **sent, "x_draft": None}
     if comms.x_draft:
         delivered["x_draft"] = x_post(text, link=cfg.status_page.public_url)
     audit.fn(actor=requested_by, action="statement.published", subject=facts.key,
              details={"kind": kind, "sha256": digest, "approved_by": approved_by, "delivered": delivered})
+    return delivered
+
+
+@task(name="publish-announcement")
+def publish_announcement(*, environment: str, topic: str, title: str, text: str, audiences: list[str],
+                         webhooks: bool, approved_by: list[str], requested_by: str) -> dict[str, Any]:
+    """Send an approved announcement (maintenance, an API change, ...) to the contact lists of `audiences` that
+    subscribe to `topic`, and to the webhooks; recorded per recipient and audited like a statement."""
+    comms = ops_config(environment).communications
+    digest = statement_digest(text)
+    to = announcement_recipients(comms.contacts, topic=topic, kinds=audiences)
+    delivered, rows = _deliver(comms, text=text, to=to, webhooks=webhooks, subject=title)
+    _record(rows, key=None, kind=f"announcement:{topic}", digest=digest)
+    audit.fn(actor=requested_by, action="announcement.published", subject=f"announcement:{topic}",
+             details={"title": title, "sha256": digest, "approved_by": approved_by, "delivered": delivered})
     return delivered

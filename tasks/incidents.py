@@ -190,13 +190,44 @@ def sweep_status_reminders(*, environment: str, now: datetime | None = None, key
                                       data={"due_at": stamp, "interval_minutes": interval,
                                             "commander": incident.commander}))
             due_list.append({"key": incident.key, "due_at": stamp, "interval_minutes": interval,
-                             "commander": incident.commander})
+                             "commander": incident.commander, "public": False})
+        due_list += _public_update_reminders(session, q, cfg.communications.update_every_minutes, now)
     for item in due_list:
+        what = "public statement update" if item["public"] else "status update"
         notify_quietly(kind="incident_updated", environment=environment, thread_key=thread_key(item["key"]),
-                       idempotency_key=f"{item['key']}:reminder:{item['due_at']}",
-                       payload={"key": item["key"], "status": "update due",
-                                "message": f"status update due (every {item['interval_minutes']} min); "
+                       idempotency_key=f"{item['key']}:{'public-' if item['public'] else ''}reminder:{item['due_at']}",
+                       payload={"key": item["key"], "status": f"{what} due",
+                                "message": f"{what} due (every {item['interval_minutes']} min); "
                                            f"commander {item['commander'] or 'unassigned'}"})
+    return due_list
+
+
+PUBLIC_UPDATE_KINDS = ("initial", "update")
+
+
+def _public_update_reminders(session: Any, query: Any, every: dict[str, int], now: datetime) -> list[dict[str, Any]]:
+    """Once an incident has a published statement, the next public update is due on config/communications.yaml's
+    cadence (`update_every_minutes`, the "next update within" the statement promised): one `public_update_due`
+    timeline event per due instant, until the incident is resolved."""
+    due_list = []
+    for incident in session.scalars(query):
+        said = [e.at for e in incident.events if e.kind == "public_statement"
+                and (e.data or {}).get("statement_kind") in PUBLIC_UPDATE_KINDS]
+        if not said or incident.severity not in every:
+            continue
+        interval = every[incident.severity]
+        due = due_reminder(opened_at=incident.opened_at, last_update_at=max(said), interval_minutes=interval, now=now)
+        if due is None:
+            continue
+        stamp = due.isoformat()
+        if any(e.kind == "public_update_due" and (e.data or {}).get("due_at") == stamp for e in incident.events):
+            continue
+        session.add(IncidentEvent(incident_id=incident.id, kind="public_update_due", actor="reminder-sweep", at=now,
+                                  message=f"public statement update due (promised every {interval} min)",
+                                  data={"due_at": stamp, "interval_minutes": interval,
+                                        "commander": incident.commander}))
+        due_list.append({"key": incident.key, "due_at": stamp, "interval_minutes": interval,
+                         "commander": incident.commander, "public": True})
     return due_list
 
 

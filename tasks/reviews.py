@@ -151,6 +151,27 @@ def verify_audit() -> dict:
     return {"ok": result.ok, "checked": result.checked, "first_bad_id": result.first_bad_id, "reason": result.reason}
 
 
+@task(name="playbook-coverage")
+def playbook_coverage(*, out_dir: Path | None = None) -> dict[str, Any]:
+    """The automation level of the playbook and whether docs/playbook-coverage.md is current (Continuous
+    Improvement: "Automation level", "Documentation accuracy"); writes this month's matrix next to the report.
+    Without the playbook ($VVOPS_PLAYBOOK or shared/playbook/) the section says "no data"."""
+    from vvops.coverage.matrix import coverage_summary, render_matrix
+    from vvops.coverage.playbook import PlaybookMissing, load_items
+    from vvops.paths import REPO_ROOT
+
+    try:
+        items = load_items()
+    except PlaybookMissing as exc:
+        get_run_logger().warning("playbook coverage: %s", exc)
+        return coverage_summary(None)
+    doc = REPO_ROOT / "docs" / "playbook-coverage.md"
+    summary = coverage_summary(items, published=doc.read_text(encoding="utf-8") if doc.is_file() else None)
+    if out_dir is not None:
+        (out_dir / "playbook-coverage.md").write_text(render_matrix(items), encoding="utf-8")
+    return summary
+
+
 @task(name="failed-or-late-flow-runs", retries=2, retry_delay_seconds=[1, 2])
 def failed_or_late_flow_runs(*, start: datetime, end: datetime, limit: int = 200) -> list[dict[str, Any]]:
     """Flow runs that failed, crashed, timed out or ran late in [start, end) from the Prefect API ([] when none)."""

@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.approval_fixtures",
     "tests.fixtures.safe_fixtures",
     "tests.fixtures.prometheus_fixtures",
+    "tests.fixtures.comms_fixtures",
 ]

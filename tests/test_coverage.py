@@ -124,6 +124,52 @@ def test_every_referenced_module_attribute_exists():
     assert not bad, "registry references that do not import:\n" + "\n".join(bad)
 
 
+def test_every_referenced_function_is_reached_from_a_flow_or_a_supervised_service():
+    """Importable is not enough: each function or class the registry names is on the static call graph from the
+    `@flow`s (and the services `vvops up` supervises), so an entry cannot claim an item with code nothing runs."""
+    from vvops.coverage.callgraph import SERVICE_ROOTS, CallGraph, unreached_refs
+
+    graph = CallGraph()
+    assert all(graph.resolve(*root.split(":", 1)) == root for root in SERVICE_ROOTS), "a service root was renamed"
+    refs = [r for e in REGISTRY for r in e.implemented_by]
+    bad = unreached_refs(refs, graph)
+    assert not bad, "registry references no flow reaches (call them from a flow, or downgrade the entry):\n" + \
+        "\n".join(bad)
+
+
+def test_the_call_graph_follows_imports_re_exports_and_callbacks_but_not_main_guards(tmp_path):
+    from vvops.coverage.callgraph import CallGraph
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "vvops" / "pkg").mkdir(parents=True)
+    (tmp_path / "flows" / "f.py").write_text(
+        "from prefect import flow\nfrom tasks.t import step\n\n@flow(name='f')\ndef f():\n    return step()\n")
+    (tmp_path / "tasks" / "t.py").write_text(
+        "def step():\n    from vvops.pkg import exported\n    return [exported]\n\ndef orphan():\n    pass\n")
+    (tmp_path / "vvops" / "__init__.py").write_text("")
+    (tmp_path / "vvops" / "pkg" / "__init__.py").write_text("from .impl import exported\n")
+    (tmp_path / "vvops" / "pkg" / "impl.py").write_text(
+        "import vvops.pkg.impl as me\n\ndef exported():\n    return helper()\n\ndef helper():\n    pass\n\n"
+        "def only_main():\n    pass\n\nif __name__ == '__main__':\n    only_main()\n")
+    graph = CallGraph(tmp_path, packages=("flows", "tasks", "vvops"))
+    assert graph.flow_roots() == ["flows.f:f"]
+    reached = graph.reachable(graph.flow_roots())
+    assert {"flows.f:f", "tasks.t:step", "vvops.pkg.impl:exported", "vvops.pkg.impl:helper"} <= reached
+    assert "tasks.t:orphan" not in reached and "vvops.pkg.impl:only_main" not in reached
+
+
+def test_the_monthly_coverage_section_reports_the_automation_level_and_a_stale_matrix(items):
+    from vvops.coverage.matrix import coverage_summary, render_coverage_section
+
+    summary = coverage_summary(items, published=DOC.read_text(encoding="utf-8"))
+    assert summary["status"] == "ok" and summary["matrix_current"] is True and summary["items"] == len(items)
+    assert sum(summary["totals"].values()) == len(items)
+    stale = coverage_summary(items, published="old")
+    assert stale["matrix_current"] is False and "OUT OF DATE" in render_coverage_section(stale)
+    assert "No data" in render_coverage_section(coverage_summary(None))
+
+
 def test_published_matrix_is_current(items):
     expected = render_matrix(items)
     assert DOC.is_file(), f"{DOC} missing: run `uv run python -m vvops.coverage > docs/playbook-coverage.md`"

@@ -27,6 +27,7 @@ def test_cadences_are_scheduled_in_utc_and_procedures_on_demand():
         "unpause": [],
         "dr_drill": [],
         "public_statement": [],
+        "announcement": [],
         "acknowledge_alert_flow": [],
         "ops_sweep": ["* * * * *"],
     }

@@ -287,6 +287,15 @@ def test_monthly_review_measures_process_improvement_from_the_store(ops_flows, o
     md = open(f"{empty['report_dir']}/monthly-review.md").read()
     improvement = md.split("## Process improvement", 1)[1]
     assert improvement.count("no data") >= 3
+    # the automation level of the playbook and whether the published matrix is current (read from the registry)
+    from vvops.coverage.playbook import playbook_path
+
+    coverage = md.split("## Playbook coverage", 1)[1]
+    if playbook_path().is_file():
+        assert "Automation level:" in coverage and "Published matrix (docs/playbook-coverage.md): current" in coverage
+        assert empty["playbook_coverage"]["automated_or_assisted_pct"] > 0
+    else:
+        assert "No data: the operations playbook could not be read" in coverage
 
     a = _new_incident(ops_store_engine, resolved_at=datetime(1991, 5, 3, 10, tzinfo=UTC), root_cause="Stale cache")
     b = _new_incident(ops_store_engine, resolved_at=datetime(1991, 5, 20, 10, tzinfo=UTC), root_cause="stale cache.")

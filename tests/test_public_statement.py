@@ -7,19 +7,16 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import shutil
-import threading
 import time
-import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import select
 
+from tests.fixtures.comms_fixtures import answer as _answer
+from tests.fixtures.comms_fixtures import paused_run_of
 from vvops.communications.statements import PublicFacts, draft, recipients, x_post
 from vvops.config.communications_schema import Contact
-from vvops.paths import REPO_ROOT
-from vvops.store.models import AuditEntry, IncidentEvent
+from vvops.store.models import AuditEntry, IncidentEvent, StatementNotification
 
 pytestmark = [pytest.mark.prefect]
 
@@ -28,9 +25,12 @@ FACTS = PublicFacts(key="INC-0042", severity="P0", incident_type="security", imp
 
 
 def test_a_draft_says_only_public_facts_and_fits_the_templates_fields():
-    text = draft("We are investigating {impact} affecting {components}. Next update within {next_update_minutes} "
+    text = draft("We are investigating a {impact} affecting {components}. Next update within {next_update_minutes} "
                  "minutes.", FACTS, details="", next_update_minutes=30)
     assert text == "We are investigating a major outage affecting Vault contracts. Next update within 30 minutes."
+    summary = draft("Post-incident summary for the {impact} ({started} to {resolved}).", FACTS, details="",
+                    next_update_minutes=30)
+    assert summary == "Post-incident summary for the major outage (2026-11-30 10:00 UTC to ongoing)."
     post = x_post("word " * 80, link="https://status.example")
     assert len(post) <= 280 and post.endswith(" https://status.example")
 
@@ -46,83 +46,17 @@ def test_contacts_are_told_by_severity_and_type_each_address_once():
                                                                              ("Partners", "c@y.example")]
 
 
-@pytest.fixture
-def channels(tmp_path, monkeypatch):
-    """A webhook stand-in and a real SMTP server on free ports, named by a config copy the flows read."""
-    from aiosmtpd.controller import Controller
-
-    from tasks.runtime import ops_config
-    from vvops.devnet import free_port
-
-    hooks: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            hooks.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    web = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    mails: list = []
-
-    class Inbox:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-            mails.append(envelope)
-            return "250 OK"
-
-    smtp_port = free_port()
-    smtp = Controller(Inbox(), hostname="127.0.0.1", port=smtp_port)
-    smtp.start()
-    config = tmp_path / "config"
-    shutil.copytree(REPO_ROOT / "config", config)
-    comms = config / "communications.yaml"
-    comms.write_text(comms.read_text().replace("smtp_port: 25", f"smtp_port: {smtp_port}"))
-    monkeypatch.setenv("VVOPS_CONFIG_DIR", str(config))
-    monkeypatch.setenv("VVOPS_DISCORD_WEBHOOK_URL", f"http://127.0.0.1:{web.server_address[1]}/hook")
-    ops_config.cache_clear()
-    try:
-        yield hooks, mails
-    finally:
-        ops_config.cache_clear()
-        smtp.stop()
-        web.shutdown()
-
-
-def _paused_statement_run(after_start: float, timeout: float = 60) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState, \
-        FlowRunFilterStateType
-
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            runs = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["public-statement"])),
-                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PAUSED"]))))
-            fresh = [r for r in runs if r.start_time and r.start_time.timestamp() >= after_start - 5]
-            if fresh:
-                return str(fresh[0].id)
-            time.sleep(0.3)
-    raise AssertionError("no paused public-statement run")
-
-
-def _answer(run_id: str, **run_input) -> None:
-    from prefect.flow_runs import resume_flow_run
-
-    resume_flow_run(uuid.UUID(run_id), run_input=run_input)
+def _paused_statement_run(after_start: float) -> str:
+    return paused_run_of("public-statement", after_start)
 
 
 @pytest.mark.timeout(600)
 def test_a_security_statement_is_edited_approved_by_support_and_security_then_published(
-        ops_flows, ops_store_engine, quiet_store, flow_in_thread, channels):
+        ops_flows, ops_store_engine, quiet_store, flow_in_thread, statement_channels):
     from flows.public_statement import public_statement
     from tasks.store import open_incident
 
-    hooks, mails = channels
+    hooks, mails = statement_channels
     key = open_incident.fn(title="internal: exploit tx 0xdead on the vault", incident_type="security",
                            severity="P0", commander="amara", opened_by="watcher", data={"contract": "vault"})
     started = time.time()
@@ -143,7 +77,8 @@ def test_a_security_statement_is_edited_approved_by_support_and_security_then_pu
     assert result["published"] is True and result["approved_by"] == ["sofia", "oscar"]
     assert hooks == [{"content": edited, "allowed_mentions": {"parse": []}}]
     assert sorted(rcpt for mail in mails for rcpt in mail.rcpt_tos) == [
-        "listings-ops@exchange.example", "oncall@partner-a.example", "oncall@partner-b.example"]
+        "incidents@regulator.example", "listings-ops@exchange.example", "oncall@partner-a.example",
+        "oncall@partner-b.example"]
     message = email.message_from_bytes(mails[0].content, policy=email.policy.default)
     assert message.get_content().strip() == edited
     assert result["x_draft"] == edited and "0xdead" not in json.dumps(result)
@@ -155,15 +90,44 @@ def test_a_security_statement_is_edited_approved_by_support_and_security_then_pu
                                                                   AuditEntry.subject == key)).scalar_one()
     assert statement.message == edited and statement.data["approved_by"] == ["sofia", "oscar"]
     assert published["delivered"]["webhooks"] == {"community-discord": "HTTP 204"}
+    # one message per address (partners never see each other's addresses), and who was told when is on record
+    assert sorted(tuple(mail.rcpt_tos) for mail in mails) == [("incidents@regulator.example",),
+                                                              ("listings-ops@exchange.example",),
+                                                              ("oncall@partner-a.example",),
+                                                              ("oncall@partner-b.example",)]
+    with ops_store_engine.connect() as conn:
+        told = conn.execute(select(StatementNotification).where(StatementNotification.incident_key == key)).all()
+    assert sorted((t.channel, t.contact_kind, t.recipient, t.status) for t in told) == [
+        ("email", "exchange", "listings-ops@exchange.example", "sent"),
+        ("email", "partner", "oncall@partner-a.example", "sent"),
+        ("email", "partner", "oncall@partner-b.example", "sent"),
+        ("email", "regulator", "incidents@regulator.example", "sent"),
+        ("webhook", "discord", "community-discord", "sent")]
+    assert {t.statement_sha256 for t in told} == {published["sha256"]} and all(t.notified_at for t in told)
+    # `vvops notified --incident KEY`; no capsys here: Prefect's console handler, set up during this test's first
+    # flow run, would keep capsys's stream and fail on every later log line once the test ends
+    import argparse
+    import contextlib
+    import io
+
+    from vvops.communications.cli import cmd_notified
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cmd_notified(argparse.Namespace(incident=key, announcements=False, json=False)) == 0
+    listed = out.getvalue().splitlines()
+    assert len(listed) == 5 and all(line.endswith(f"sha256 {published['sha256'][:12]}") for line in listed)
+    assert any("email" in line and "regulator" in line and "incidents@regulator.example" in line and " sent " in line
+               for line in listed)
 
 
 @pytest.mark.timeout(600)
 def test_a_rejected_statement_is_never_published(ops_flows, ops_store_engine, quiet_store, flow_in_thread,
-                                                 channels):
+                                                 statement_channels):
     from flows.public_statement import public_statement
     from tasks.store import open_incident
 
-    hooks, mails = channels
+    hooks, mails = statement_channels
     key = open_incident.fn(title="rpc provider down", incident_type="technical", severity="P1", commander="amara",
                            opened_by="watcher")
     started = time.time()
@@ -185,3 +149,48 @@ def test_a_rejected_statement_is_never_published(ops_flows, ops_store_engine, qu
                                   .where(IncidentEvent.kind == "public_statement")
                                   .where(IncidentEvent.message.like("%switched providers%"))).all()
     assert refused["policy"] == "public_statement" and statements == []
+    with ops_store_engine.connect() as conn:
+        assert conn.execute(select(StatementNotification.id).where(StatementNotification.incident_key == key)).all() == []
+
+
+def test_announcements_go_to_the_kinds_chosen_that_subscribe_to_the_topic():
+    from vvops.communications.statements import announcement_recipients
+
+    contacts = (Contact(name="Exchanges", kind="exchange", emails=("a@x.example",), topics=("maintenance",)),
+                Contact(name="Partners", kind="partner", emails=("b@y.example", "a@x.example"),
+                        topics=("maintenance", "api_change")),
+                Contact(name="Regulator", kind="regulator", emails=("r@z.example",)))
+    assert announcement_recipients(contacts, topic="api_change", kinds=("partner", "exchange")) == [
+        ("Partners", "b@y.example"), ("Partners", "a@x.example")]
+    assert announcement_recipients(contacts, topic="maintenance", kinds=("exchange", "partner")) == [
+        ("Exchanges", "a@x.example"), ("Partners", "b@y.example")]
+    assert announcement_recipients(contacts, topic="maintenance", kinds=("regulator",)) == []
+
+
+@pytest.mark.timeout(600)
+def test_an_api_change_announcement_is_approved_by_support_then_sent_to_subscribed_partners_only(
+        ops_flows, ops_store_engine, flow_in_thread, statement_channels):
+    from flows.announcement import announcement
+
+    hooks, mails = statement_channels
+    body = "The v1 /positions endpoint is deprecated on 2027-01-31; use /v2/positions (same fields, paginated)."
+    started = time.time()
+    thread = flow_in_thread(announcement, topic="api_change", title="API deprecation: /positions v1", body=body,
+                            requested_by="kwame", environment="devnet", approval_poll_interval=0.3)
+    run_id = paused_run_of("announcement", started)
+    thread.wait_paused(run_id)
+    assert not hooks and not mails  # nothing goes out before support approves
+    _answer(run_id, decision="approve", approver="sofia", reason="dates checked")
+    result = thread.join(timeout=120)
+
+    assert result["published"] is True and result["approved_by"] == ["sofia"]
+    assert sorted(r for m in mails for r in m.rcpt_tos) == ["oncall@partner-a.example", "oncall@partner-b.example"]
+    message = email.message_from_bytes(mails[0].content, policy=email.policy.default)
+    assert message["Subject"] == "API deprecation: /positions v1" and message.get_content().strip() == body
+    assert hooks == [{"content": body, "allowed_mentions": {"parse": []}}]
+    with ops_store_engine.connect() as conn:
+        told = conn.execute(select(StatementNotification.incident_key, StatementNotification.recipient,
+                                   StatementNotification.status)
+                            .where(StatementNotification.statement_kind == "announcement:api_change")).all()
+    assert sorted(told) == [(None, "community-discord", "sent"), (None, "oncall@partner-a.example", "sent"),
+                            (None, "oncall@partner-b.example", "sent")]

@@ -89,6 +89,7 @@ def test_expected_tables_exist() -> None:
         "approval_requests", "approval_decisions", "notification_outbox", "slack_threads",
         "chain_actions", "watcher_checkpoints", "processed_blocks", "backups", "drills", "audit_log", "silences",
         "safe_transactions", "safe_confirmations", "parameter_changes", "timelock_operations", "action_items",
+        "statement_notifications",
     }  # fmt: skip
 
 
@@ -166,6 +167,15 @@ def _action_item(session: Session):
                       done_by="mei", evidence="https://git.example/pr/1")
 
 
+def _statement_notification(session: Session):
+    from vvops.store.notification_models import StatementNotification
+
+    incident = _incident(session)
+    return StatementNotification(incident_key=incident.key, statement_kind="initial", statement_sha256="a" * 64,
+                                 channel="email", contact="Exchange listings", contact_kind="exchange",
+                                 recipient="listings-ops@exchange.example", status="sent", detail=None, notified_at=T0)
+
+
 FACTORIES: dict[str, Callable[[Session], object]] = {
     "check_runs": _run,
     "check_results": lambda s: CheckResult(run=_run(s), check_id="oracle.staleness", area="oracle", status="warn",
@@ -210,6 +220,7 @@ FACTORIES: dict[str, Callable[[Session], object]] = {
                                                        operation_id="0x" + "2" * 64, idempotency_key="k",
                                                        target="0x" + "3" * 40, ready_at=2**40, status="scheduled"),
     "action_items": lambda s: _action_item(s),
+    "statement_notifications": lambda s: _statement_notification(s),
     "audit_log": lambda s: AuditEntry(id=1, at=T0, actor="a", action="b", subject="c", source="system",
                                       details={}, prev_hash="0" * 64, hash="1" * 64),  # fmt: skip
 }

@@ -250,6 +250,9 @@ def _parser() -> argparse.ArgumentParser:
     from vvops.procedures.action_items_cli import add_parser as add_action_items_parser
 
     add_action_items_parser(sub)
+    from vvops.communications.cli import add_parser as add_notified_parser
+
+    add_notified_parser(sub)
     from vvops.safe.cli import add_parser as add_safe_parser
 
     add_safe_parser(sub, _safe_cli_errors)

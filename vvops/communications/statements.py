@@ -7,8 +7,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-IMPACT_WORDS = {"major_outage": "a major outage", "partial_outage": "a service disruption",
-                "degraded_performance": "degraded service", "operational": "an issue"}
+# noun phrases without an article: templates say "a {impact}" or "the {impact}"
+IMPACT_WORDS = {"major_outage": "major outage", "partial_outage": "service disruption",
+                "degraded_performance": "service degradation", "operational": "problem"}
 X_LIMIT = 280
 
 
@@ -25,10 +26,12 @@ class PublicFacts:
     resolved: str | None
 
     def fields(self, *, details: str, next_update_minutes: int) -> dict[str, Any]:
-        return {"impact": IMPACT_WORDS.get(self.impact, "an issue"),
+        from vvops.status_page.render import human_time
+
+        return {"impact": IMPACT_WORDS.get(self.impact, "problem"),
                 "components": ", ".join(self.components) or "the protocol",
                 "details": details.strip(), "next_update_minutes": next_update_minutes,
-                "started": self.started, "resolved": self.resolved or "ongoing"}
+                "started": human_time(self.started), "resolved": human_time(self.resolved) if self.resolved else "ongoing"}
 
 
 def draft(template: str, facts: PublicFacts, *, details: str, next_update_minutes: int) -> str:
@@ -52,6 +55,18 @@ def recipients(contacts: Any, *, severity: str, incident_type: str) -> list[tupl
     seen, out = set(), []
     for contact in contacts:
         if contact.wants(severity, incident_type):
+            for address in contact.emails:
+                if address not in seen:
+                    seen.add(address)
+                    out.append((contact.name, address))
+    return out
+
+
+def announcement_recipients(contacts: Any, *, topic: str, kinds: Any) -> list[tuple[str, str]]:
+    """(contact list name, address) for every list of one of `kinds` that subscribes to `topic`; each address once."""
+    seen, out = set(), []
+    for contact in contacts:
+        if contact.kind in kinds and topic in contact.topics:
             for address in contact.emails:
                 if address not in seen:
                     seen.add(address)

@@ -14,11 +14,15 @@ StatementKind = Literal["initial", "update", "resolution", "post_incident"]
 STATEMENT_KINDS: tuple[str, ...] = ("initial", "update", "resolution", "post_incident")
 Sev = Literal["P0", "P1", "P2", "P3"]
 IncType = Literal["technical", "security", "operational", "external"]
+Topic = Literal["maintenance", "upgrade", "api_change", "roadmap", "specification", "integration", "education",
+                "community_update"]
+TOPICS: tuple[str, ...] = ("maintenance", "upgrade", "api_change", "roadmap", "specification", "integration",
+                           "education", "community_update")
 EnvName = Annotated[str, Field(pattern=ENV_NAME.pattern)]
 EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 
 DEFAULT_TEMPLATES = {
-    "initial": "We are investigating {impact} affecting {components}. User funds safety is our first priority. "
+    "initial": "We are investigating a {impact} affecting {components}. User funds safety is our first priority. "
                "Next update within {next_update_minutes} minutes.",
     "update": "Update on the {impact} affecting {components}: {details} Next update within {next_update_minutes} minutes.",
     "resolution": "The {impact} affecting {components} has been resolved. {details}",
@@ -53,6 +57,9 @@ class Contact(Frozen):
     emails: Annotated[tuple[EmailAddress, ...], Field(min_length=1)]
     severities: tuple[Sev, ...] = ("P0", "P1")
     incident_types: tuple[IncType, ...] = ("technical", "security", "operational", "external")
+    topics: tuple[Topic, ...] = ()
+    """Announcements outside incidents this list receives (the `announcement` flow): maintenance, upgrade,
+    api_change, roadmap, specification, integration, education, community_update. None by default."""
 
     def wants(self, severity: str, incident_type: str) -> bool:
         return severity in self.severities and incident_type in self.incident_types

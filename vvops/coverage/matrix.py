@@ -75,3 +75,39 @@ def render_matrix(items: list[PlaybookItem], entries: Iterable[Entry] | None = N
             sub = " / ".join(i.path[1:])
             lines.append(f"| {_cell(sub)} | {_cell(i.text)} | {e.mode if e else '—'} | {_cell(_how(e))} |")
     return "\n".join(lines) + "\n"
+
+
+def coverage_summary(items: list[PlaybookItem] | None, published: str | None = None,
+                     entries: Iterable[Entry] | None = None) -> dict:
+    """The monthly review's "Playbook coverage" section: the automation level (items per mode and the share
+    automated or assisted), the registry's problems against the playbook (unmapped, stale, duplicate, invalid)
+    and whether the published matrix (`published`, docs/playbook-coverage.md's text) is current. `items` None:
+    the playbook could not be read; the section says so instead of inventing figures."""
+    from vvops.coverage.registry import coverage_problems
+
+    if items is None:
+        return {"status": "no data", "reason": "the operations playbook could not be read"}
+    listed = list(REGISTRY if entries is None else entries)
+    totals = mode_totals(listed)
+    n = sum(totals.values()) or 1
+    problems = coverage_problems(items, listed)
+    return {"status": "ok" if not problems else "problems", "totals": totals, "items": len(items),
+            "automated_or_assisted_pct": round(100 * (totals["automated"] + totals["assisted"]) / n, 1),
+            "problems": problems.lines(),
+            "matrix_current": None if published is None else published == render_matrix(items, listed)}
+
+
+def render_coverage_section(summary: dict) -> str:
+    lines = ["## Playbook coverage", ""]
+    if summary["status"] == "no data":
+        return "\n".join([*lines, f"No data: {summary['reason']}.", ""])
+    t = summary["totals"]
+    lines.append(f"Automation level: {t['automated']} automated, {t['assisted']} assisted, {t['manual']} manual of "
+                 f"{summary['items']} playbook items ({summary['automated_or_assisted_pct']}% automated or assisted).")
+    current = summary["matrix_current"]
+    lines.append("Published matrix (docs/playbook-coverage.md): " + (
+        "not found here" if current is None else "current" if current else
+        "OUT OF DATE: run `python -m vvops.coverage > docs/playbook-coverage.md`") + ".")
+    if summary["problems"]:
+        lines += ["", "Registry problems against the playbook:", *[f"- {p}" for p in summary["problems"][:50]]]
+    return "\n".join([*lines, ""])

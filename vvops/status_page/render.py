@@ -17,6 +17,18 @@ OVERALL = {"operational": "All systems operational", "degraded_performance": "So
            "partial_outage": "Partial outage", "major_outage": "Major outage",
            "no_data": "Status unknown: not every component has recent data"}
 
+def human_time(iso: str) -> str:
+    """`2026-11-30 20:24 UTC` for a reader; the JSON and the feed keep the full ISO timestamp. Text that is not
+    an ISO timestamp is shown as it is."""
+    from datetime import datetime, timezone
+
+    try:
+        at = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return iso
+    return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 CSS = """body{font-family:system-ui,sans-serif;max-width:920px;margin:2rem auto;padding:0 1rem;color:#212121}
 h1{font-size:1.6rem}.banner{padding:1rem;border-radius:6px;color:#fff;font-weight:600;margin:1rem 0}
 .component{border:1px solid #e0e0e0;border-radius:6px;padding:.8rem 1rem;margin:.6rem 0}
@@ -51,11 +63,11 @@ def render_html(snapshot: dict[str, Any]) -> str:
         parts.append("<p class=muted>No incidents reported.</p>")
     for incident in snapshot["incidents"]:
         updates = "".join(f'<div class=update><b>{escape(u["status"])}</b> — {escape(u["body"])} '
-                          f'<span class=muted>{escape(u["at"])}</span></div>' for u in incident["updates"])
+                          f'<span class=muted><time datetime="{escape(u["at"])}">{human_time(u["at"])}</time></span></div>' for u in incident["updates"])
         parts.append(f'<div class=incident id="incident-{escape(incident["id"])}" data-status="{incident["status"]}">'
                      f'<h3>{escape(incident["title"])}</h3><div class=muted>Status: {escape(incident["status"])}'
-                     f' · started {escape(incident["started_at"])}</div>{updates}</div>')
-    parts.append(f'<p class=muted>Updated {escape(snapshot["generated_at"])} · <a href="status.json">JSON</a> · '
+                     f' · started {human_time(incident["started_at"])}</div>{updates}</div>')
+    parts.append(f'<p class=muted>Updated {human_time(snapshot["generated_at"])} · <a href="status.json">JSON</a> · '
                  '<a href="history.atom">Atom feed</a></p></body></html>')
     return "\n".join(parts)
 

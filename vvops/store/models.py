@@ -601,5 +601,6 @@ class AuditEntry(Base):
 from vvops.store.safe_models import SafeConfirmation, SafeTransaction, SafeTxStatus  # noqa: E402,F401  (split out)
 from vvops.store.change_models import ParameterChange, TimelockOperation  # noqa: E402,F401  (split out)
 from vvops.store.action_item_models import ActionItem, ActionItemStatus  # noqa: E402,F401  (split out)
+from vvops.store.notification_models import NotificationStatus, StatementNotification  # noqa: E402,F401  (split out)
 
 TABLE_NAMES: tuple[str, ...] = tuple(sorted(Base.metadata.tables))
