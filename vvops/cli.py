@@ -848,6 +848,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         # signal while stopping is ignored (a second KeyboardInterrupt would escape the clean-up).
         if stop.is_set():
             return
+        _UP_STATE["signalled_at"] = time.monotonic()
         stop.set()
         if not serving.is_set():
             raise KeyboardInterrupt
@@ -864,9 +865,23 @@ def _cmd_up(args: argparse.Namespace) -> int:
             pass
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the clean-up is not interrupted
-            _stop_up(started_stop=time.monotonic())
+            _stop_up(started_stop=_UP_STATE.get("signalled_at") or time.monotonic())
             _UP_OUT[0] = print
+    _leave_now(0)
     return 0
+
+
+def _leave_now(code: int) -> None:
+    """End `vvops up` once everything it started is stopped, without the interpreter's exit hooks. Prefect's
+    log and event workers drain at exit and retry a request to the (now stopped) server with backoff: a
+    record queued after the last drain kept the process alive for about a minute after "stopped in 2.0 s".
+    Everything worth keeping was drained or written before this."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 _UP_OUT: list[Any] = [print]   # where `vvops up` says things: the terminal, also while stdout goes to the log
@@ -955,11 +970,10 @@ def _stop_up(*, started_stop: float) -> None:
     two lines."""
     from vvops.services import stop_descendants
 
-    _log("stopping ...")
+    _say_stopping()
     state = dict(_UP_STATE)
     _UP_STATE.clear()
-    if state.get("run_lines") is not None:
-        state["run_lines"].stop()
+    _drain_prefect_workers(timeout=2.0)  # while the server still answers: the runner's last logs reach the UI
     devnet = state.get("devnet")
     if devnet is not None and devnet[2] is not None:
         devnet[2].stop_event.set()  # the traffic stops sending at once; joined below
@@ -972,6 +986,32 @@ def _stop_up(*, started_stop: float) -> None:
     left = stop_descendants(timeout=2.0)
     extra = f"; ended {left} leftover process(es)" if left else ""
     _log(f"stopped in {time.monotonic() - started_stop:.1f} s{extra}")
+
+
+def _say_stopping() -> None:
+    """Say "stopping ..." once and end the run lines: the runs the runner stops on the way out are not news."""
+    if _UP_STATE.get("said_stopping"):
+        return
+    _UP_STATE["said_stopping"] = True
+    if _UP_STATE.get("run_lines") is not None:
+        _UP_STATE["run_lines"].stop()
+    _log("stopping ...")
+
+
+def _drain_prefect_workers(*, timeout: float) -> None:
+    """Send what Prefect's log and event workers in this process still hold (at most `timeout` s each)."""
+    if "prefect" not in sys.modules:
+        return
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+    except ImportError:
+        return
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=timeout, at_exit=True)
+        except Exception:  # noqa: BLE001 - shutting down: a worker that cannot drain loses its last records
+            pass
 
 
 def _require_secrets_outside_devnet(environment: str, production: bool) -> None:
@@ -1063,11 +1103,11 @@ def _run_embedded(args: argparse.Namespace, started: float, supervisor: Any, res
     # serve() registers the deployments as it starts; the automations need incident-response to exist first.
     threading.Thread(target=_ensure_automations_when_deployed, args=(args.environment,), daemon=True).start()
     threading.Thread(target=keep_running, args=(supervisor,), kwargs={"restart": restart, "out": _log}, daemon=True).start()
-    _log(f"ready in {time.monotonic() - started:.1f} s; flow runs log to {paths.state_dir() / 'logs' / 'up.log'} "
-         f"and the UI; Ctrl-C stops everything")
     serving.set()
-    if not stop.is_set():
-        serve_until(deployments, stop)
+    if not stop.is_set():  # "ready" once the deployments are in the API and the runner polls for their runs
+        serve_until(deployments, stop, on_stopping=_say_stopping, on_ready=lambda: _log(
+            f"ready in {time.monotonic() - started:.1f} s; flow runs log to {paths.state_dir() / 'logs' / 'up.log'} "
+            f"and the UI; Ctrl-C stops everything"))
 
 
 def _apply_production_env(*, own_prefect_server: bool = True) -> None:
