@@ -785,7 +785,10 @@ def _start_metrics_endpoint(args: argparse.Namespace, supervisor: Any) -> list[s
     """The ops exporter (store + Prefect metrics, Alertmanager webhook); its argv for restarts, or None."""
     from vvops.observability.exporter import port_is_free
 
-    if not args.metrics_port or not port_is_free("127.0.0.1", args.metrics_port):
+    if not args.metrics_port:
+        _log("metrics    exporter off (--metrics-port 0)")
+        return None
+    if not port_is_free("127.0.0.1", args.metrics_port):
         _log(f"metrics    exporter off: port {args.metrics_port} is not free (--metrics-port)")
         return None
     argv = [sys.executable, "-m", "vvops.cli", "metrics-endpoint", "--port", str(args.metrics_port),
@@ -973,10 +976,12 @@ def _stop_up(*, started_stop: float) -> None:
     _say_stopping()
     state = dict(_UP_STATE)
     _UP_STATE.clear()
-    _drain_prefect_workers(timeout=2.0)  # while the server still answers: the runner's last logs reach the UI
     devnet = state.get("devnet")
     if devnet is not None and devnet[2] is not None:
         devnet[2].stop_event.set()  # the traffic stops sending at once; joined below
+    if state.get("supervisor") is not None:  # everything but the server starts stopping now ...
+        state["supervisor"].signal_all(signal.SIGTERM, keep=("prefect-server",))
+    _drain_prefect_workers(timeout=1.5)  # ... while the server takes the runner's last logs and events
     if state.get("supervisor") is not None:
         state["supervisor"].stop_all(timeout=4.0)
     if devnet is not None:
@@ -999,7 +1004,7 @@ def _say_stopping() -> None:
 
 
 def _drain_prefect_workers(*, timeout: float) -> None:
-    """Send what Prefect's log and event workers in this process still hold (at most `timeout` s each)."""
+    """Send what Prefect's log and event workers in this process still hold (at most `timeout` s in all)."""
     if "prefect" not in sys.modules:
         return
     try:
@@ -1007,9 +1012,10 @@ def _drain_prefect_workers(*, timeout: float) -> None:
         from prefect.logging.handlers import APILogWorker
     except ImportError:
         return
+    deadline = time.monotonic() + timeout
     for worker in (APILogWorker, EventsWorker):
         try:
-            worker.drain_all(timeout=timeout, at_exit=True)
+            worker.drain_all(timeout=max(0.1, deadline - time.monotonic()), at_exit=True)
         except Exception:  # noqa: BLE001 - shutting down: a worker that cannot drain loses its last records
             pass
 
