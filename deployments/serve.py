@@ -41,7 +41,7 @@ def serve_all(*, environment: str) -> None:
     serve(*runner_deployments(environment=environment), print_starting_message=False)
 
 
-def serve_until(deployments: list, stop: threading.Event, *, grace_s: float = 4.0,
+def serve_until(deployments: list, stop: threading.Event, *, grace_s: float = 3.0,
                 on_ready: Callable[[], None] | None = None, on_stopping: Callable[[], None] | None = None) -> None:
     """Serve `deployments` until `stop` is set, then stop the runner (in-flight runs are cancelled) within about
     `grace_s` seconds. `on_ready` is called once every deployment is registered with the API and the runner polls; `on_stopping`
@@ -74,14 +74,15 @@ async def _serve_until(deployments: list, stop: threading.Event, grace_s: float,
         return
     if on_stopping is not None:
         on_stopping()
+    deadline = asyncio.get_running_loop().time() + grace_s   # one budget for the whole stop
     try:
         if runner.started:
             await asyncio.wait_for(runner.astop(), grace_s)
-        await asyncio.wait_for(asyncio.shield(started), grace_s)
+        await asyncio.wait_for(asyncio.shield(started), max(0.1, deadline - asyncio.get_running_loop().time()))
     except (asyncio.TimeoutError, asyncio.CancelledError, RuntimeError) as error:
         log.warning("runner did not stop within %.0f s (%s); cancelling it", grace_s, error)
         started.cancel()
         try:
-            await asyncio.wait_for(started, 2)
+            await asyncio.wait_for(started, 1)
         except BaseException:  # noqa: BLE001 - shutting down: whatever it raises, we are leaving
             pass

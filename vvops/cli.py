@@ -970,26 +970,39 @@ def _up_services(args: argparse.Namespace, api_url: str, started: float, stop: A
 
 def _stop_up(*, started_stop: float) -> None:
     """Stop everything `up` started, in parallel where it can: nothing is left running, nothing is printed but
-    two lines."""
+    two lines (the time each phase took goes to the log file)."""
+    import threading
+
     from vvops.services import stop_descendants
 
     _say_stopping()
+    phases = {"runner": time.monotonic() - started_stop}   # serve_until stopped the runner before this
     state = dict(_UP_STATE)
     _UP_STATE.clear()
     devnet = state.get("devnet")
-    if devnet is not None and devnet[2] is not None:
-        devnet[2].stop_event.set()  # the traffic stops sending at once; joined below
+    devnet_stop = None
+    if devnet is not None:  # the traffic stops sending and anvil stops beside the rest
+        from vvops.devnet.service import stop_devnet_background
+
+        if devnet[2] is not None:
+            devnet[2].stop_event.set()
+        devnet_stop = threading.Thread(target=stop_devnet_background, args=(devnet[0], devnet[2]), daemon=True)
+        devnet_stop.start()
+    mark = time.monotonic()
     if state.get("supervisor") is not None:  # everything but the server starts stopping now ...
         state["supervisor"].signal_all(signal.SIGTERM, keep=("prefect-server",))
     _drain_prefect_workers(timeout=1.5)  # ... while the server takes the runner's last logs and events
+    phases["drain"], mark = time.monotonic() - mark, time.monotonic()
     if state.get("supervisor") is not None:
-        state["supervisor"].stop_all(timeout=4.0)
-    if devnet is not None:
-        from vvops.devnet.service import stop_devnet_background
-
-        stop_devnet_background(devnet[0], devnet[2])
-    left = stop_descendants(timeout=2.0)
+        state["supervisor"].stop_all(timeout=3.0)
+    phases["children"], mark = time.monotonic() - mark, time.monotonic()
+    if devnet_stop is not None:
+        devnet_stop.join(5.0)
+    phases["devnet"], mark = time.monotonic() - mark, time.monotonic()
+    left = stop_descendants(timeout=1.0)
+    phases["leftovers"] = time.monotonic() - mark
     extra = f"; ended {left} leftover process(es)" if left else ""
+    print("vvops up stop phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()) + extra, flush=True)
     _log(f"stopped in {time.monotonic() - started_stop:.1f} s{extra}")
 
 
