@@ -219,7 +219,7 @@ def test_production_profile_runs_a_deployment_on_a_worker_with_postgres(tmp_path
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     try:
-        output = _wait_for_line(process, "Ctrl-C stops everything", timeout=240)
+        output = _wait_for_line(process, "Ctrl-C stops everything", timeout=420)  # as above: minutes when loaded
         assert sum("worker     vvops-worker-" in line for line in output) == 2
         assert any("vvops_test_prefect_" in line for line in output), output
         api = f"http://127.0.0.1:{port}/api"
