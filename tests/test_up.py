@@ -44,6 +44,7 @@ def test_up_serves_every_deployment_on_its_schedule_and_sigint_stops_everything(
          "--metrics-port", str(metrics_port), "--status-port", str(free_port())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
+    children: list[psutil.Process] = []
     try:
         output = _wait_for_line(process, "Ctrl-C stops everything", timeout=420)  # a loaded machine: minutes
         children = psutil.Process(process.pid).children(recursive=True)
@@ -66,18 +67,17 @@ def test_up_serves_every_deployment_on_its_schedule_and_sigint_stops_everything(
         # Prometheus endpoints: the exporter (store, Prefect) and the watcher
         assert "vvops_store_up 1.0" in _wait_for_metric(metrics_port, "vvops_store_up 1.0")
         assert 'vvops_chain_head_block{chain="devnet"}' in _wait_for_metric(metrics_port + 1, "vvops_chain_head_block")
-        # a run started from the API: one console line when it starts and one when it ends; its logs stay off
-        # (weekly-review, not the every-minute ops-sweep: a manual ops-sweep run started seconds before the minute's
-        # scheduled one was seen SIGTERMed and cancelled at the tick — an open problem named in the closing note)
-        review = httpx.get(f"{api}/deployments/name/weekly-review/devnet", timeout=10).json()
-        for _ in range(5):  # the server's SQLite may answer 503 "database is locked" while the sweeps write
-            created = httpx.post(f"{api}/deployments/{review['id']}/create_flow_run", json={}, timeout=10)
-            if created.status_code < 500:
-                break
-        assert created.status_code == 201, (created.status_code, created.text[:300])
-        run = created.json()
-        output += _wait_for_line(process, f"weekly-review/{run['name']} completed", timeout=400)
-        assert any(f"weekly-review/{run['name']} started" in line for line in output)
+        # a run started from the API: one console line when it starts and one when it ends; its logs stay off.
+        # A manual run of the every-minute ops-sweep, created seconds before the minute's scheduled run is due (such
+        # a run was once seen SIGTERMed at the tick): it and the scheduled one both complete.
+        sweep = httpx.get(f"{api}/deployments/name/ops-sweep/devnet", timeout=10).json()
+        _wait_for_second_of_minute(52)
+        run = _create_flow_run(api, sweep["id"])
+        output += _wait_for_line(process, f"ops-sweep/{run['name']} completed", timeout=400)
+        assert any(f"ops-sweep/{run['name']} started" in line for line in output)
+        tick = _scheduled_run_after(api, sweep["id"], run["expected_start_time"])
+        assert _wait_for_final_state(api, tick["id"], timeout=400) == "COMPLETED", tick["name"]
+        assert not [line for line in output if " cancelled after" in line or " crashed after" in line], output
         status = subprocess.run([sys.executable, "-m", "vvops.cli", "status", "--port", str(port)], env=env,
                                 capture_output=True, text=True, timeout=300)
         import json
@@ -87,18 +87,76 @@ def test_up_serves_every_deployment_on_its_schedule_and_sigint_stops_everything(
         (chain,) = [c for c in watcher["chains"] if c["chain_id"] == 31337]
         assert chain["processed_block"] > 0 and chain["node_head"] >= chain["processed_block"]
     finally:
+        children += _descendants(process)  # and the flow-run processes started since "ready"
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)
+        rest = _stopped_output(process, children, timeout=30)
 
+    print(rest)  # the shutdown lines, for `pytest -s` (e.g. "stopped in 3.1 s")
     assert process.returncode == 0, rest
     console = "".join(output) + rest
     assert "stopped in" in rest
     for noise in ("Traceback", "CancelledError", "KeyboardInterrupt", "Finished in state", "| INFO"):
         assert noise not in console, console  # flow-run logs and shutdown noise go to the log file, not here
-    assert len(rest.splitlines()) <= 4, rest
+    shutdown = rest[rest.index("stopping ..."):].splitlines()  # before it: run lines of the last minute
+    assert len(shutdown) == 2 and shutdown[1].startswith("stopped in"), rest
     assert children, "vvops up started no child processes"
     leftovers = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert leftovers == [], [c.cmdline() for c in leftovers]
+
+
+def _descendants(process: subprocess.Popen) -> list[psutil.Process]:
+    try:
+        return psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _stopped_output(process: subprocess.Popen, children: list[psutil.Process], *, timeout: float) -> str:
+    """What `vvops up` printed after the signal; if it is still alive after `timeout` s, it and everything it
+    started are killed (nothing leaks into later tests) and the test fails saying so."""
+    try:
+        rest, _ = process.communicate(timeout=timeout)
+        return rest
+    except subprocess.TimeoutExpired:
+        alive = [c for c in [*children, *_descendants(process)] if c.is_running()]
+        for proc in [psutil.Process(process.pid), *alive]:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        rest, _ = process.communicate(timeout=10)
+        raise AssertionError(f"`vvops up` was still running {timeout:.0f} s after SIGINT (killed it and "
+                             f"{len(alive)} process(es) it started); it printed:\n{rest}") from None
+
+
+def _wait_for_second_of_minute(second: int) -> None:
+    """Until the wall clock's second is `second` (at most a minute): a run created then lands just before the
+    next scheduled run of an every-minute cron is due."""
+    from datetime import datetime, timezone
+
+    while datetime.now(timezone.utc).second != second:
+        time.sleep(0.2)
+
+
+def _scheduled_run_after(api: str, deployment_id: str, after: str) -> dict:
+    """The deployment's first auto-scheduled run expected after `after` (ISO time)."""
+    body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}, "expected_start_time": {"after_": after}},
+            "sort": "EXPECTED_START_TIME_ASC", "limit": 10}
+    runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
+    return next(run for run in runs if run["auto_scheduled"])
+
+
+def _create_flow_run(api: str, deployment_id: str, *, attempts: int = 30) -> dict:
+    """POST create_flow_run as the UI does, sending it again while the server's SQLite answers 503 "database is
+    locked" (the runner, the flow runs and the watcher's events write at the same time; Prefect's own client
+    retries these the same way)."""
+    for attempt in range(attempts):
+        created = httpx.post(f"{api}/deployments/{deployment_id}/create_flow_run", json={}, timeout=30)
+        if created.status_code < 500:
+            break
+        time.sleep(min(0.5 * 2 ** attempt, 4.0))
+    assert created.status_code == 201, (created.status_code, created.text[:300])
+    return created.json()
 
 
 def _free_port_pair() -> int:
@@ -162,8 +220,7 @@ def test_production_profile_runs_a_deployment_on_a_worker_with_postgres(tmp_path
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     try:
-        output = _wait_for_line(process, "Ctrl-C stops everything", timeout=240)
-        children = psutil.Process(process.pid).children(recursive=True)
+        output = _wait_for_line(process, "Ctrl-C stops everything", timeout=420)  # as above: minutes when loaded
         assert sum("worker     vvops-worker-" in line for line in output) == 2
         assert any("vvops_test_prefect_" in line for line in output), output
         api = f"http://127.0.0.1:{port}/api"
@@ -176,8 +233,9 @@ def test_production_profile_runs_a_deployment_on_a_worker_with_postgres(tmp_path
         state = _wait_for_final_state(api, run["id"], timeout=120, auth=auth)
         assert state == "COMPLETED"
     finally:
+        children = _descendants(process)
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=90)
+        rest = _stopped_output(process, children, timeout=90)
 
     assert process.returncode == 0, rest
     leftovers = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
@@ -193,7 +251,8 @@ def test_production_profile_runs_a_deployment_on_a_worker_with_postgres(tmp_path
 def _wait_for_final_state(api: str, flow_run_id: str, *, timeout: float, auth=None) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10, auth=auth).json()["state"]["type"]
+        answer = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10, auth=auth)
+        state = answer.json()["state"]["type"] if answer.status_code == 200 else None  # 503: SQLite busy
         if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return state
         time.sleep(1)

@@ -788,7 +788,10 @@ def _start_metrics_endpoint(args: argparse.Namespace, supervisor: Any) -> list[s
     """The ops exporter (store + Prefect metrics, Alertmanager webhook); its argv for restarts, or None."""
     from vvops.observability.exporter import port_is_free
 
-    if not args.metrics_port or not port_is_free("127.0.0.1", args.metrics_port):
+    if not args.metrics_port:
+        _log("metrics    exporter off (--metrics-port 0)")
+        return None
+    if not port_is_free("127.0.0.1", args.metrics_port):
         _log(f"metrics    exporter off: port {args.metrics_port} is not free (--metrics-port)")
         return None
     argv = [sys.executable, "-m", "vvops.cli", "metrics-endpoint", "--port", str(args.metrics_port),
@@ -851,6 +854,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         # signal while stopping is ignored (a second KeyboardInterrupt would escape the clean-up).
         if stop.is_set():
             return
+        _UP_STATE["signalled_at"] = time.monotonic()
         stop.set()
         if not serving.is_set():
             raise KeyboardInterrupt
@@ -867,9 +871,23 @@ def _cmd_up(args: argparse.Namespace) -> int:
             pass
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the clean-up is not interrupted
-            _stop_up(started_stop=time.monotonic())
+            _stop_up(started_stop=_UP_STATE.get("signalled_at") or time.monotonic())
             _UP_OUT[0] = print
+    _leave_now(0)
     return 0
+
+
+def _leave_now(code: int) -> None:
+    """End `vvops up` once everything it started is stopped, without the interpreter's exit hooks. Prefect's
+    log and event workers drain at exit and retry a request to the (now stopped) server with backoff: a
+    record queued after the last drain kept the process alive for about a minute after "stopped in 2.0 s".
+    Everything worth keeping was drained or written before this."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 _UP_OUT: list[Any] = [print]   # where `vvops up` says things: the terminal, also while stdout goes to the log
@@ -955,26 +973,67 @@ def _up_services(args: argparse.Namespace, api_url: str, started: float, stop: A
 
 def _stop_up(*, started_stop: float) -> None:
     """Stop everything `up` started, in parallel where it can: nothing is left running, nothing is printed but
-    two lines."""
+    two lines (the time each phase took goes to the log file)."""
+    import threading
+
     from vvops.services import stop_descendants
 
-    _log("stopping ...")
+    _say_stopping()
+    phases = {"runner": time.monotonic() - started_stop}   # serve_until stopped the runner before this
     state = dict(_UP_STATE)
     _UP_STATE.clear()
-    if state.get("run_lines") is not None:
-        state["run_lines"].stop()
     devnet = state.get("devnet")
-    if devnet is not None and devnet[2] is not None:
-        devnet[2].stop_event.set()  # the traffic stops sending at once; joined below
-    if state.get("supervisor") is not None:
-        state["supervisor"].stop_all(timeout=4.0)
-    if devnet is not None:
+    devnet_stop = None
+    if devnet is not None:  # the traffic stops sending and anvil stops beside the rest
         from vvops.devnet.service import stop_devnet_background
 
-        stop_devnet_background(devnet[0], devnet[2])
-    left = stop_descendants(timeout=2.0)
+        if devnet[2] is not None:
+            devnet[2].stop_event.set()
+        devnet_stop = threading.Thread(target=stop_devnet_background, args=(devnet[0], devnet[2]), daemon=True)
+        devnet_stop.start()
+    mark = time.monotonic()
+    if state.get("supervisor") is not None:  # everything but the server starts stopping now ...
+        state["supervisor"].signal_all(signal.SIGTERM, keep=("prefect-server",))
+    _drain_prefect_workers(timeout=1.5)  # ... while the server takes the runner's last logs and events
+    phases["drain"], mark = time.monotonic() - mark, time.monotonic()
+    if state.get("supervisor") is not None:
+        state["supervisor"].stop_all(timeout=3.0)
+    phases["children"], mark = time.monotonic() - mark, time.monotonic()
+    if devnet_stop is not None:
+        devnet_stop.join(5.0)
+    phases["devnet"], mark = time.monotonic() - mark, time.monotonic()
+    left = stop_descendants(timeout=1.0)
+    phases["leftovers"] = time.monotonic() - mark
     extra = f"; ended {left} leftover process(es)" if left else ""
+    print("vvops up stop phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()) + extra, flush=True)
     _log(f"stopped in {time.monotonic() - started_stop:.1f} s{extra}")
+
+
+def _say_stopping() -> None:
+    """Say "stopping ..." once and end the run lines: the runs the runner stops on the way out are not news."""
+    if _UP_STATE.get("said_stopping"):
+        return
+    _UP_STATE["said_stopping"] = True
+    if _UP_STATE.get("run_lines") is not None:
+        _UP_STATE["run_lines"].stop()
+    _log("stopping ...")
+
+
+def _drain_prefect_workers(*, timeout: float) -> None:
+    """Send what Prefect's log and event workers in this process still hold (at most `timeout` s in all)."""
+    if "prefect" not in sys.modules:
+        return
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+    except ImportError:
+        return
+    deadline = time.monotonic() + timeout
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=max(0.1, deadline - time.monotonic()), at_exit=True)
+        except Exception:  # noqa: BLE001 - shutting down: a worker that cannot drain loses its last records
+            pass
 
 
 def _require_secrets_outside_devnet(environment: str, production: bool) -> None:
@@ -1066,11 +1125,11 @@ def _run_embedded(args: argparse.Namespace, started: float, supervisor: Any, res
     # serve() registers the deployments as it starts; the automations need incident-response to exist first.
     threading.Thread(target=_ensure_automations_when_deployed, args=(args.environment,), daemon=True).start()
     threading.Thread(target=keep_running, args=(supervisor,), kwargs={"restart": restart, "out": _log}, daemon=True).start()
-    _log(f"ready in {time.monotonic() - started:.1f} s; flow runs log to {paths.state_dir() / 'logs' / 'up.log'} "
-         f"and the UI; Ctrl-C stops everything")
     serving.set()
-    if not stop.is_set():
-        serve_until(deployments, stop)
+    if not stop.is_set():  # "ready" once the deployments are in the API and the runner polls for their runs
+        serve_until(deployments, stop, on_stopping=_say_stopping, on_ready=lambda: _log(
+            f"ready in {time.monotonic() - started:.1f} s; flow runs log to {paths.state_dir() / 'logs' / 'up.log'} "
+            f"and the UI; Ctrl-C stops everything"))
 
 
 def _apply_production_env(*, own_prefect_server: bool = True) -> None:

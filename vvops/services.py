@@ -175,6 +175,14 @@ class Supervisor:
         self.children.append(child)
         return child
 
+    def signal_all(self, sig: int, *, keep: tuple[str, ...] = ()) -> None:
+        """Send `sig` to every child's process group except those named in `keep`, without waiting: they stop
+        while `stop_all` is not yet called (e.g. while the Prefect server still takes the last logs)."""
+        self.stopping = True
+        for child in self.children:
+            if child.name not in keep and child.process.poll() is None:
+                _signal_group(child.process.pid, sig)
+
     def stop_all(self, *, timeout: float = 4.0) -> None:
         """SIGTERM every child's process group at once, wait up to `timeout` s for all of them together,
         then SIGKILL what is left: stopping takes the slowest child's time, not the sum."""
