@@ -130,16 +130,24 @@ def test_a_down_rpc_url_fails_over_to_the_second(ops_flows, devnet):
 
 
 def test_an_rpc_failing_a_third_of_requests_still_gives_correct_checks(ops_flows, devnet):
+    # Correct = what the same chain gives through a healthy RPC: the session devnet may carry earlier tests' traces,
+    # so the flaky run is compared with a healthy run of the same state, not with a pristine devnet's figures.
+    healthy = _run()
     with FlakyProxy(devnet.rpc_url, fail_every=3, max_log_range=5) as proxy, chain_block([proxy.url]):
         outcomes = _run()
 
     assert proxy.failed > 0 and proxy.refused > 0
-    statuses = {i: o.status for i, o in outcomes.items() if i != "infrastructure.rpc_latency"}
-    assert set(statuses.values()) == {"ok"}, statuses
+    differs = {i: (healthy[i].status if i in healthy else None, o.status, o.message) for i, o in outcomes.items()
+               if i != "infrastructure.rpc_latency" and (i not in healthy or healthy[i].status != o.status)}
+    assert differs == {}
     summary = outcomes["protocol.onchain_activity.vault.summary"].details
-    assert (summary["deposits"], summary["unique_users"], summary["deposits_volume"]) == (5, 5, str(260_000 * UNIT))
+    expected = healthy["protocol.onchain_activity.vault.summary"].details
+    assert (summary["deposits"], summary["unique_users"], summary["deposits_volume"]) == (
+        expected["deposits"], expected["unique_users"], expected["deposits_volume"])
+    assert expected["deposits"] >= 5
     assert summary["log_range_halvings"] > 0
-    assert outcomes["protocol.contract_state.vault.invariant.solvency"].value == float(260_000 * UNIT)
+    solvency = "protocol.contract_state.vault.invariant.solvency"
+    assert outcomes[solvency].value == healthy[solvency].value
     rpc = outcomes["infrastructure.rpc_latency"]
     assert rpc.status in ("warn", "crit") and rpc.details["per_url"][endpoint_label(proxy.url)]["available_pct"] < 99
 

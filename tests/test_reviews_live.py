@@ -128,12 +128,16 @@ def test_weekly_review_of_live_data_shows_every_section_measured(live_store):
 
     weekly = weekly_review(environment="devnet", week_ending=live_store["end"], notify_slack=False)
 
-    plans = {p["series"].split("{")[0]: p for p in weekly["capacity"]["plans"]}
+    plans: dict[str, dict] = {}   # other tests' series (another chain, other labels) share the store: keep the fullest
+    for plan in weekly["capacity"]["plans"]:
+        base = plan["series"].split("{")[0]
+        if plan["points"] > plans.get(base, {"points": -1})["points"]:
+            plans[base] = plan
     for series in ("vault_tvl_usd", "protocol.tx_count", "protocol.unique_users", "gas_per_call",
                    "withdrawal_limit_hits", "infrastructure.rpc_latency_ms", "infrastructure.rpc_available_pct",
                    "infra.db.size_mb"):
         assert series in plans and plans[series]["points"] >= DAYS, series
-    hits = next(p for p in weekly["capacity"]["plans"] if p["series"].startswith("withdrawal_limit_hits"))
+    hits = plans["withdrawal_limit_hits"]
     assert hits["last_value"] >= 1
     gas = {g["function"]: g for g in weekly["protocol"]["gas"]}
     assert gas["vault.deposit"]["mean_gas"] > 20_000 and gas["vault.withdraw"]["mean_gas"] > 20_000
