@@ -179,18 +179,10 @@ def sweep_status_reminders(*, environment: str, now: datetime | None = None, key
         for incident in session.scalars(q):
             interval = cfg.severity(incident.severity).update_interval_minutes
             last = max((e.at for e in incident.events if e.kind in STATUS_KINDS), default=incident.opened_at)
-            due = due_reminder(opened_at=incident.opened_at, last_update_at=last, interval_minutes=interval, now=now)
-            if due is None:
-                continue
-            stamp = due.isoformat()
-            if any(e.kind == "reminder" and (e.data or {}).get("due_at") == stamp for e in incident.events):
-                continue
-            session.add(IncidentEvent(incident_id=incident.id, kind="reminder", actor="reminder-sweep", at=now,
-                                      message=f"status update due (every {interval} min for {incident.severity})",
-                                      data={"due_at": stamp, "interval_minutes": interval,
-                                            "commander": incident.commander}))
-            due_list.append({"key": incident.key, "due_at": stamp, "interval_minutes": interval,
-                             "commander": incident.commander, "public": False})
+            due = _remind_once(session, incident, kind="reminder", last_update_at=last, interval=interval, now=now,
+                               message=f"status update due (every {interval} min for {incident.severity})")
+            if due is not None:
+                due_list.append({**due, "public": False})
         due_list += _public_update_reminders(session, q, cfg.communications.update_every_minutes, now)
     for item in due_list:
         what = "public statement update" if item["public"] else "status update"
@@ -216,19 +208,27 @@ def _public_update_reminders(session: Any, query: Any, every: dict[str, int], no
         if not said or incident.severity not in every:
             continue
         interval = every[incident.severity]
-        due = due_reminder(opened_at=incident.opened_at, last_update_at=max(said), interval_minutes=interval, now=now)
-        if due is None:
-            continue
-        stamp = due.isoformat()
-        if any(e.kind == "public_update_due" and (e.data or {}).get("due_at") == stamp for e in incident.events):
-            continue
-        session.add(IncidentEvent(incident_id=incident.id, kind="public_update_due", actor="reminder-sweep", at=now,
-                                  message=f"public statement update due (promised every {interval} min)",
-                                  data={"due_at": stamp, "interval_minutes": interval,
-                                        "commander": incident.commander}))
-        due_list.append({"key": incident.key, "due_at": stamp, "interval_minutes": interval,
-                         "commander": incident.commander, "public": True})
+        due = _remind_once(session, incident, kind="public_update_due", last_update_at=max(said), interval=interval,
+                           now=now, message=f"public statement update due (promised every {interval} min)")
+        if due is not None:
+            due_list.append({**due, "public": True})
     return due_list
+
+
+def _remind_once(session: Any, incident: Any, *, kind: str, last_update_at: datetime, interval: int, now: datetime,
+                 message: str) -> dict[str, Any] | None:
+    """The update due now (if any) as a timeline event of `kind`, added once per due instant; None when nothing
+    is due or this instant was already reminded."""
+    due = due_reminder(opened_at=incident.opened_at, last_update_at=last_update_at, interval_minutes=interval, now=now)
+    if due is None:
+        return None
+    stamp = due.isoformat()
+    if any(e.kind == kind and (e.data or {}).get("due_at") == stamp for e in incident.events):
+        return None
+    data = {"due_at": stamp, "interval_minutes": interval, "commander": incident.commander}
+    session.add(IncidentEvent(incident_id=incident.id, kind=kind, actor="reminder-sweep", at=now, message=message,
+                              data=data))
+    return {"key": incident.key, **data}
 
 
 # --------------------------------------------------------------------------- evidence and investigation
