@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func, select
 
 from tasks.incidents import notify_quietly
+from tasks.infra import as_utc
 from tasks.runtime import ops_config, store_engine
 from vvops.config.oncall import upcoming_shifts
 from vvops.store import session_scope
@@ -39,8 +40,7 @@ def _open_work(environment: str) -> str:
 @task(name="oncall-handoff", cache_policy=NO_CACHE)
 def oncall_handoff_sweep(*, environment: str, now: datetime | None = None) -> list[dict[str, Any]]:
     """Queue the hand-off message of every rotation whose shift changed within the last `CATCH_UP`."""
-    at = now or datetime.now(timezone.utc)
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    at = as_utc(now)
     cfg = ops_config(environment)
     sent = []
     for rotation in cfg.oncall.rotations:

@@ -6,14 +6,15 @@ latency from these; the daily checks sample the same endpoints in more depth onc
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import httpx
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.runtime import ops_config, rpc_client
+from tasks.infra import as_utc
+from tasks.runtime import chain_rpc_urls, ops_config
 from tasks.store import record_metrics
 from vvops.chain.rpc import RpcClient, endpoint_label
 from vvops.metrics import MetricPoint
@@ -33,8 +34,7 @@ def _probe(call: Any) -> tuple[bool, float]:
 def probe_points(environment: str, *, now: datetime) -> list[MetricPoint]:
     """One probe per endpoint: RPC URLs answer eth_blockNumber, HTTP endpoints their expected status."""
     cfg = ops_config(environment)
-    with rpc_client(environment) as rpc:
-        urls = list(rpc.urls)
+    urls, _ = chain_rpc_urls(environment)
     targets: list[tuple[str, Any]] = []
     for url in urls:
         def rpc_up(url: str = url) -> bool:
@@ -59,8 +59,7 @@ def probe_points(environment: str, *, now: datetime) -> list[MetricPoint]:
 
 @task(name="probe-endpoints", cache_policy=NO_CACHE, timeout_seconds=60)
 def probe_endpoints(*, environment: str, now: datetime | None = None) -> dict[str, Any]:
-    at = now or datetime.now(timezone.utc)
-    points = probe_points(environment, now=at if at.tzinfo else at.replace(tzinfo=timezone.utc))
+    points = probe_points(environment, now=as_utc(now))
     record_metrics.fn(points=points)
     return {"probed": sum(p.name == "probe_up" for p in points), "down": sum(p.name == "probe_up" and not p.value
                                                                             for p in points)}

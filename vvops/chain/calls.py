@@ -82,7 +82,6 @@ class FunctionStats:
     calls: int = 0
     failed: int = 0
     gas_used_ok: int = 0          # gas of successful calls (the cost of the function doing its work)
-    gas_used_failed: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -120,7 +119,6 @@ def analyse_calls(rpc: Any, receipts: list[dict[str, Any]], *, by_address: dict[
             fs.gas_used_ok += gas
             continue
         fs.failed += 1
-        fs.gas_used_failed += gas
         if tx is None or len(reverted) >= max_decoded:
             reason, how = NOT_DECODED, "skipped"
         else:
