@@ -51,17 +51,25 @@ def _env_value(name: str) -> str:
     return resolve_secret("${" + name + "}").get_secret_value()
 
 
-def _send_email(settings: Any, to: list[str], subject: str, text: str) -> None:
+def _email(settings: Any, to: str, subject: str, text: str) -> EmailMessage:
     message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = settings.sender, ", ".join(to), subject
+    message["From"], message["To"], message["Subject"] = settings.sender, to, subject
     message.set_content(text)
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_s) as smtp:
+    return message
+
+
+def _smtp_session(settings: Any) -> smtplib.SMTP:
+    """One connection (STARTTLS and login once) for every address of a statement."""
+    smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_s)
+    try:
         if settings.starttls:
             smtp.starttls()
         if settings.username_env and settings.password_env:
-            smtp.login(_env_value(settings.username_env),
-                       _env_value(settings.password_env))
-        smtp.send_message(message)
+            smtp.login(_env_value(settings.username_env), _env_value(settings.password_env))
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
 
 
 def _record(rows: list[dict[str, Any]], *, key: str | None, kind: str, digest: str) -> None:
@@ -102,15 +110,28 @@ def _deliver(comms: Any, *, text: str, subject: str, to: list[tuple[str, str]], 
             delivered["webhooks"][hook.name] = f"failed: {type(exc).__name__}"
             told("webhook", hook.name, hook.kind, hook.name, "failed", type(exc).__name__)
     kinds = {c.name: c.kind for c in comms.contacts}
+    smtp, unreachable = None, None
+    if to:
+        try:
+            smtp = _smtp_session(comms.email)
+        except (OSError, smtplib.SMTPException) as exc:   # no server: every address fails alike, each recorded
+            unreachable = exc
     for name, address in to:
         try:
-            _send_email(comms.email, [address], subject, text)
+            if smtp is None:
+                raise unreachable
+            smtp.send_message(_email(comms.email, address, subject, text))
             delivered["email"].append(f"{name}: {address}")
             told("email", name, kinds[name], address, "sent", None)
         except (OSError, smtplib.SMTPException) as exc:
             delivered["email"].append(f"failed: {name}: {address}: {type(exc).__name__}")
             told("email", name, kinds[name], address, "failed", f"{type(exc).__name__}: {exc}"[:500])
             get_run_logger().error("email to %s (%s) failed: %s", address, name, exc)
+    if smtp is not None:
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
     return delivered, rows
 
 
